@@ -331,7 +331,9 @@ impl TensorId {
             TensorId::Offset(site, p) => (KIND_OFFSET, site as u32, 0, p),
             TensorId::Stem(p) => (KIND_STEM, 0, 0, p),
             TensorId::Down(i, p) => (KIND_DOWN, i as u32, 0, p),
-            TensorId::Block { block, conv, param } => (KIND_BLOCK, block as u32, conv as u32, param),
+            TensorId::Block { block, conv, param } => {
+                (KIND_BLOCK, block as u32, conv as u32, param)
+            }
             TensorId::Up(i, p) => (KIND_UP, i as u32, 0, p),
             TensorId::Head(p) => (KIND_HEAD, 0, 0, p),
         };
@@ -343,7 +345,11 @@ impl TensorId {
         let kind = raw >> 24;
         let index = (raw >> 8) & 0xffff;
         let sub = raw & 0xff;
-        let param = if sub & 1 == 0 { Param::Weight } else { Param::Bias };
+        let param = if sub & 1 == 0 {
+            Param::Weight
+        } else {
+            Param::Bias
+        };
         let conv = sub >> 1;
         let one_conv = conv == 0;
         match kind {
@@ -496,18 +502,33 @@ impl Tensors {
         let offset = |site: OffsetSite| {
             if c.offset_layers.contains(site) {
                 let ch = site.channels(c);
-                Some(TensorSpec::conv(TensorId::Offset(site, param), 2 * ch, ch, 3))
+                Some(TensorSpec::conv(
+                    TensorId::Offset(site, param),
+                    2 * ch,
+                    ch,
+                    3,
+                ))
             } else {
                 None
             }
         };
         let spec = match slot {
             0 => offset(OffsetSite::Input),
-            1 => Some(TensorSpec::conv(TensorId::Stem(param), ngf, c.in_channels as u32, 7)),
+            1 => Some(TensorSpec::conv(
+                TensorId::Stem(param),
+                ngf,
+                c.in_channels as u32,
+                7,
+            )),
             2 => offset(OffsetSite::Down1),
             3 => Some(TensorSpec::conv(TensorId::Down(0, param), 2 * ngf, ngf, 3)),
             4 => offset(OffsetSite::Down2),
-            5 => Some(TensorSpec::conv(TensorId::Down(1, param), 4 * ngf, 2 * ngf, 3)),
+            5 => Some(TensorSpec::conv(
+                TensorId::Down(1, param),
+                4 * ngf,
+                2 * ngf,
+                3,
+            )),
             6 => offset(OffsetSite::FirstBlock),
             s if s < 7 + 2 * blocks => {
                 let i = s - 7;
@@ -575,7 +596,10 @@ mod tests {
         };
         assert_eq!(cyclegan.parameter_count(), 11_365_633);
         // Each offset layer adds a 3×3 conv C → 2C with bias: 18C² + 2C.
-        let extra: u64 = [1u64, 64, 128, 256].iter().map(|c| 18 * c * c + 2 * c).sum();
+        let extra: u64 = [1u64, 64, 128, 256]
+            .iter()
+            .map(|c| 18 * c * c + 2 * c)
+            .sum();
         assert_eq!(ModelConfig::paper().parameter_count(), 11_365_633 + extra);
     }
 
@@ -619,7 +643,10 @@ mod tests {
         };
         assert_ne!(paper.architecture_hash(), fewer.architecture_hash());
         assert_ne!(paper.architecture_hash(), no_offsets.architecture_hash());
-        assert_eq!(paper.architecture_hash(), ModelConfig::paper().architecture_hash());
+        assert_eq!(
+            paper.architecture_hash(),
+            ModelConfig::paper().architecture_hash()
+        );
     }
 
     #[test]
@@ -630,7 +657,10 @@ mod tests {
         assert_eq!(bad.validate(), Err(ConfigError::Ngf));
         let bad = ModelConfig { n_blocks: 0, ..ok };
         assert_eq!(bad.validate(), Err(ConfigError::OffsetWithoutBlock));
-        let bad = ModelConfig { in_channels: 0, ..ok };
+        let bad = ModelConfig {
+            in_channels: 0,
+            ..ok
+        };
         assert_eq!(bad.validate(), Err(ConfigError::ImageChannels));
     }
 }

@@ -8,5 +8,17 @@
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod error;
+pub mod format;
+pub mod gemm;
+pub mod generator;
+pub mod ops;
+pub mod plan;
 
-pub use config::{ConfigError, Dtype, ModelConfig, OffsetLayers, OffsetSite, Param, TensorId, TensorSpec};
+pub use config::{
+    ConfigError, Dtype, ModelConfig, OffsetLayers, OffsetSite, Param, TensorId, TensorSpec,
+};
+pub use error::Error;
+pub use format::{FormatError, Normalization, TensorView, WeightFile, WriteError};
+pub use generator::{synthesize, Pass, Weights};
+pub use plan::required_scratch_bytes;

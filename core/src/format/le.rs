@@ -1,0 +1,47 @@
+//! Bounds-checked little-endian field access. Out-of-range reads yield `None`, out-of-range
+//! writes do nothing and return `false`; nothing here can panic.
+
+/// The `N` bytes at `offset`, if `bytes` holds them.
+pub(crate) fn array<const N: usize>(bytes: &[u8], offset: usize) -> Option<[u8; N]> {
+    let end = offset.checked_add(N)?;
+    bytes.get(offset..end)?.try_into().ok()
+}
+
+pub(crate) fn u8_at(bytes: &[u8], offset: usize) -> Option<u8> {
+    bytes.get(offset).copied()
+}
+
+pub(crate) fn u16_at(bytes: &[u8], offset: usize) -> Option<u16> {
+    array(bytes, offset).map(u16::from_le_bytes)
+}
+
+pub(crate) fn u32_at(bytes: &[u8], offset: usize) -> Option<u32> {
+    array(bytes, offset).map(u32::from_le_bytes)
+}
+
+pub(crate) fn u64_at(bytes: &[u8], offset: usize) -> Option<u64> {
+    array(bytes, offset).map(u64::from_le_bytes)
+}
+
+pub(crate) fn f32_at(bytes: &[u8], offset: usize) -> Option<f32> {
+    u32_at(bytes, offset).map(f32::from_bits)
+}
+
+/// Copies `value` to `offset`; `false` if `bytes` is too short.
+pub(crate) fn put(bytes: &mut [u8], offset: usize, value: &[u8]) -> bool {
+    let Some(end) = offset.checked_add(value.len()) else {
+        return false;
+    };
+    match bytes.get_mut(offset..end) {
+        Some(dst) => {
+            dst.copy_from_slice(value);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Offset of the first non-zero byte of `bytes`, if any.
+pub(crate) fn first_non_zero(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|&b| b != 0)
+}

@@ -1,0 +1,148 @@
+//! Packed GEMM building blocks: the `MR × NR` register-blocked f32 micro-kernel and the
+//! packed-panel layouts it reads.
+//!
+//! Layouts (BLIS style):
+//! - packed **A** (weights, `M × K`): panels of [`MR`] rows; element `(m, k)` lives at
+//!   `(m / MR) · K · MR + k · MR + m % MR`. Rows past `M` are zero.
+//! - packed **B** (im2col columns, `K × N`): panels of [`NR`] columns; element `(k, n)`
+//!   lives at `(n / NR) · K · NR + k · NR + n % NR`.
+//!
+//! The kernel computes one `MR × NR` tile of `A · B` over the full depth `K` in registers
+//! and hands it to the caller's epilogue (bias, activation, fp16 store), so partial sums
+//! never leave f32 registers.
+//!
+//! Kernels: with `avx2` and `fma` enabled at compile time (e.g. `-C target-cpu=native`)
+//! a 6×16 FMA kernel (12 ymm accumulators); otherwise a portable 4×8 kernel written so
+//! that LLVM vectorises it with the baseline SIMD (SSE2 / NEON). No runtime detection.
+
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma"
+))]
+mod avx2;
+#[cfg(not(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma"
+)))]
+mod portable;
+
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma"
+))]
+pub use avx2::{MR, NR};
+#[cfg(not(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma"
+)))]
+pub use portable::{MR, NR};
+
+/// Name of the micro-kernel compiled in (for benchmarks and reports).
+pub const KERNEL_NAME: &str = if cfg!(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma"
+)) {
+    "avx2+fma 6x16"
+} else {
+    "portable 4x8"
+};
+
+/// `c = A_panel · B_panel` over depth `k`: `a` holds at least `k · MR` packed values,
+/// `b` at least `k · NR`; `c` is row-major `MR × NR`. Returns `false` (and leaves `c`
+/// untouched) if a panel is too short.
+#[inline]
+pub fn micro_kernel(k: usize, a: &[f32], b: &[f32], c: &mut [f32; MR * NR]) -> bool {
+    let (Some(a), Some(b)) = (a.get(..k * MR), b.get(..k * NR)) else {
+        return false;
+    };
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    ))]
+    avx2::kernel(k, a, b, c);
+    #[cfg(not(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    )))]
+    portable::kernel(a, b, c);
+    true
+}
+
+/// Number of `f32`s of a packed A holding `m × k`.
+pub const fn packed_a_len(m: usize, k: usize) -> usize {
+    m.div_ceil(MR) * MR * k
+}
+
+/// Number of `f32`s of a packed B holding `k × n`.
+pub const fn packed_b_len(k: usize, n: usize) -> usize {
+    n.div_ceil(NR) * NR * k
+}
+
+/// Packs a row-major `m × k` f32 matrix into the packed-A layout (`out` ≥ [`packed_a_len`]).
+pub fn pack_a_f32(m: usize, k: usize, src: &[f32], out: &mut [f32]) -> bool {
+    if src.len() < m * k || out.len() < packed_a_len(m, k) {
+        return false;
+    }
+    for (p, panel) in out[..packed_a_len(m, k)]
+        .chunks_exact_mut(MR * k)
+        .enumerate()
+    {
+        for kk in 0..k {
+            for r in 0..MR {
+                let row = p * MR + r;
+                panel[kk * MR + r] = if row < m { src[row * k + kk] } else { 0.0 };
+            }
+        }
+    }
+    true
+}
+
+/// Packs a row-major `k × n` f32 matrix into the packed-B layout (`out` ≥ [`packed_b_len`]).
+pub fn pack_b_f32(k: usize, n: usize, src: &[f32], out: &mut [f32]) -> bool {
+    if src.len() < k * n || out.len() < packed_b_len(k, n) {
+        return false;
+    }
+    for (p, panel) in out[..packed_b_len(k, n)]
+        .chunks_exact_mut(NR * k)
+        .enumerate()
+    {
+        for kk in 0..k {
+            for c in 0..NR {
+                let col = p * NR + c;
+                panel[kk * NR + c] = if col < n { src[kk * n + col] } else { 0.0 };
+            }
+        }
+    }
+    true
+}
+
+/// `c (m × n, row-major) = a (packed, m × k) · b (packed, k × n)`: the plain macro-kernel,
+/// for tests and benchmarks of the micro-kernel.
+pub fn gemm_packed(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32]) -> bool {
+    if a.len() < packed_a_len(m, k) || b.len() < packed_b_len(k, n) || c.len() < m * n {
+        return false;
+    }
+    let mut tile = [0.0f32; MR * NR];
+    for i in 0..m.div_ceil(MR) {
+        let ap = &a[i * MR * k..(i + 1) * MR * k];
+        for j in 0..n.div_ceil(NR) {
+            let bp = &b[j * NR * k..(j + 1) * NR * k];
+            if !micro_kernel(k, ap, bp, &mut tile) {
+                return false;
+            }
+            for r in 0..MR.min(m - i * MR) {
+                let row = i * MR + r;
+                let nv = NR.min(n - j * NR);
+                c[row * n + j * NR..][..nv].copy_from_slice(&tile[r * NR..r * NR + nv]);
+            }
+        }
+    }
+    true
+}

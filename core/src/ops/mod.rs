@@ -1,0 +1,311 @@
+//! The generator's operators, also usable on their own (tests, tools).
+//!
+//! Inside [`crate::synthesize`] they run over the planned scratch layout; the wrappers
+//! here take a caller scratch buffer sized by their `*_scratch_bytes` function, f32 CHW
+//! maps in and out, and weights as little-endian bytes exactly as the weight file stores
+//! them (conv OIHW fp16, transposed conv IOHW fp16, bias f32), with no alignment needed.
+
+pub(crate) mod conv;
+pub mod math;
+pub mod norm;
+pub(crate) mod resample;
+
+pub use conv::{Activation, Padding};
+pub use norm::{instance_norm, instance_norm_residual, EPS};
+
+use conv::{conv_rows, pack_a, ConvGeom, Dst, MapSource};
+use resample::{offs_len, offset_geom, offset_layer_full, OffsetWork};
+
+use crate::error::Error;
+use crate::plan::{f32_region_bytes, Bump, ALIGN};
+
+/// A plain 2-D convolution's shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2d {
+    /// Input channels.
+    pub in_channels: usize,
+    /// Output channels.
+    pub out_channels: usize,
+    /// Input height.
+    pub height: usize,
+    /// Input width.
+    pub width: usize,
+    /// Kernel side (1..=7).
+    pub kernel: usize,
+    /// Stride (≥ 1).
+    pub stride: usize,
+    /// Padding on every side (reflect needs `padding < height, width`).
+    pub padding: usize,
+    /// Padding mode.
+    pub pad_mode: Padding,
+}
+
+impl Conv2d {
+    fn geom(&self) -> Result<ConvGeom, Error> {
+        ConvGeom::conv(
+            self.in_channels,
+            self.out_channels,
+            self.height,
+            self.width,
+            self.kernel,
+            self.stride,
+            self.padding,
+            self.pad_mode,
+        )
+        .ok_or(Error::BadShape)
+    }
+
+    /// Output `(height, width)`: `(size + 2·padding − kernel) / stride + 1`.
+    pub fn output_size(&self) -> Result<(usize, usize), Error> {
+        let g = self.geom()?;
+        Ok((g.out_h, g.out_w))
+    }
+
+    /// Scratch bytes [`conv2d`] needs for this shape.
+    pub fn scratch_bytes(&self) -> Result<usize, Error> {
+        Ok(parts_bytes(&self.geom()?.parts()) + ALIGN - 1)
+    }
+}
+
+fn parts_bytes(parts: &[usize]) -> usize {
+    parts.iter().map(|&n| f32_region_bytes(n)).sum()
+}
+
+fn check_len(len: usize, expected: usize) -> Result<(), Error> {
+    if len == expected {
+        Ok(())
+    } else {
+        Err(Error::BadShape)
+    }
+}
+
+/// `output = act(conv(input) + bias)`; `input` is `C_in × H × W`, `output` `C_out × H' × W'`.
+pub fn conv2d(
+    shape: &Conv2d,
+    input: &[f32],
+    weight: &[u8],
+    bias: &[u8],
+    act: Activation,
+    scratch: &mut [u8],
+    output: &mut [f32],
+) -> Result<(), Error> {
+    let g = shape.geom()?;
+    check_len(input.len(), g.cin * g.in_h * g.in_w)?;
+    check_len(output.len(), g.cout * g.out_h * g.out_w)?;
+    check_len(weight.len(), 2 * g.cout * g.cin * g.ksize * g.ksize)?;
+    check_len(bias.len(), 4 * g.cout)?;
+    let needed = shape.scratch_bytes()?;
+    if scratch.len() < needed {
+        return Err(Error::ScratchTooSmall {
+            needed,
+            got: scratch.len(),
+        });
+    }
+    let mut bump = Bump::new(scratch)?;
+    let [na, nb, nr] = g.parts();
+    let a = bump.f32s(na)?;
+    let b = bump.f32s(nb)?;
+    let prow = bump.f32s(nr)?;
+    pack_a(&g, weight, a)?;
+    let mut src = MapSource {
+        data: input,
+        h: g.in_h,
+        w: g.in_w,
+    };
+    let mut dst = Dst {
+        data: output,
+        chan_stride: g.out_h * g.out_w,
+        row_stride: g.out_w,
+        row_origin: 0,
+    };
+    conv_rows(&g, &mut src, a, bias, act, 0..g.out_h, b, prow, &mut dst)
+}
+
+/// PyTorch's `ConvTranspose2d` output size (dilation 1):
+/// `(size − 1)·stride − 2·padding + kernel + output_padding` (saturating at 0).
+pub const fn conv_transpose2d_output_size(
+    size: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    output_padding: usize,
+) -> usize {
+    (size.saturating_sub(1) * stride + kernel + output_padding).saturating_sub(2 * padding)
+}
+
+fn up_parts(cin: usize, cout: usize, h: usize, w: usize) -> [usize; 3] {
+    let mut m = [0; 3];
+    for py in 0..2 {
+        for px in 0..2 {
+            let p = ConvGeom::up_phase(cin, cout, h, w, py, px).parts();
+            for (a, b) in m.iter_mut().zip(p) {
+                *a = (*a).max(b);
+            }
+        }
+    }
+    m
+}
+
+pub(crate) fn up_work_parts(cin: usize, cout: usize, h: usize, w: usize) -> [usize; 3] {
+    up_parts(cin, cout, h, w)
+}
+
+/// Scratch bytes [`conv_transpose2d`] needs.
+pub fn conv_transpose2d_scratch_bytes(cin: usize, cout: usize, h: usize, w: usize) -> usize {
+    parts_bytes(&up_parts(cin, cout, h, w)) + ALIGN - 1
+}
+
+/// Runs the four phases of a 3×3 stride-2 padding-1 output-padding-1 transposed conv.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv_transpose_phases<T: conv::Elem, D: conv::StoreElem>(
+    cin: usize,
+    cout: usize,
+    h: usize,
+    w: usize,
+    src: &mut MapSource<'_, T>,
+    weight: &[u8],
+    bias: &[u8],
+    act: Activation,
+    work: [&mut [f32]; 3],
+    out: &mut [D],
+) -> Result<(), Error> {
+    let [a, b, prow] = work;
+    for py in 0..2 {
+        for px in 0..2 {
+            let g = ConvGeom::up_phase(cin, cout, h, w, py, px);
+            pack_a(&g, weight, a)?;
+            let mut dst = Dst {
+                data: &mut *out,
+                chan_stride: 4 * h * w,
+                row_stride: 2 * w,
+                row_origin: 0,
+            };
+            conv_rows(&g, src, a, bias, act, 0..h, b, prow, &mut dst)?;
+        }
+    }
+    Ok(())
+}
+
+/// `ConvTranspose2d(cin, cout, 3, stride 2, padding 1, output_padding 1)`: `input`
+/// `cin × h × w`, `weight` IOHW fp16 LE, `output` `cout × 2h × 2w`.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_transpose2d(
+    cin: usize,
+    cout: usize,
+    h: usize,
+    w: usize,
+    input: &[f32],
+    weight: &[u8],
+    bias: &[u8],
+    act: Activation,
+    scratch: &mut [u8],
+    output: &mut [f32],
+) -> Result<(), Error> {
+    if cin == 0 || cout == 0 || h == 0 || w == 0 {
+        return Err(Error::BadShape);
+    }
+    check_len(input.len(), cin * h * w)?;
+    check_len(output.len(), cout * 4 * h * w)?;
+    check_len(weight.len(), 2 * cin * cout * 9)?;
+    check_len(bias.len(), 4 * cout)?;
+    let needed = conv_transpose2d_scratch_bytes(cin, cout, h, w);
+    if scratch.len() < needed {
+        return Err(Error::ScratchTooSmall {
+            needed,
+            got: scratch.len(),
+        });
+    }
+    let [na, nb, nr] = up_parts(cin, cout, h, w);
+    let mut bump = Bump::new(scratch)?;
+    let a = bump.f32s(na)?;
+    let b = bump.f32s(nb)?;
+    let prow = bump.f32s(nr)?;
+    let mut src = MapSource { data: input, h, w };
+    conv_transpose_phases(
+        cin,
+        cout,
+        h,
+        w,
+        &mut src,
+        weight,
+        bias,
+        act,
+        [a, b, prow],
+        output,
+    )
+}
+
+fn offset_parts(c: usize, h: usize, w: usize) -> Result<[usize; 4], Error> {
+    let g = offset_geom(c, h, w).ok_or(Error::BadShape)?;
+    let [a, b, r] = g.parts();
+    Ok([a, b, r, offs_len(&g)])
+}
+
+/// Scratch bytes [`offset_layer`] needs.
+pub fn offset_layer_scratch_bytes(c: usize, h: usize, w: usize) -> Result<usize, Error> {
+    Ok(parts_bytes(&offset_parts(c, h, w)?) + ALIGN - 1)
+}
+
+/// The offset layer over `c × h × w`: offsets from a 3×3 'same' zero-padded conv
+/// (`weight` `[2c, c, 3, 3]` fp16 LE, `bias` `[2c]` f32 LE), then border-clamped bilinear
+/// resampling of each channel. `output` has the input's shape.
+#[allow(clippy::too_many_arguments)]
+pub fn offset_layer(
+    c: usize,
+    h: usize,
+    w: usize,
+    input: &[f32],
+    weight: &[u8],
+    bias: &[u8],
+    scratch: &mut [u8],
+    output: &mut [f32],
+) -> Result<(), Error> {
+    let g = offset_geom(c, h, w).ok_or(Error::BadShape)?;
+    check_len(input.len(), c * h * w)?;
+    check_len(output.len(), c * h * w)?;
+    check_len(weight.len(), 2 * 2 * c * c * 9)?;
+    check_len(bias.len(), 4 * 2 * c)?;
+    let needed = offset_layer_scratch_bytes(c, h, w)?;
+    if scratch.len() < needed {
+        return Err(Error::ScratchTooSmall {
+            needed,
+            got: scratch.len(),
+        });
+    }
+    let [na, nb, nr, no] = offset_parts(c, h, w)?;
+    let mut bump = Bump::new(scratch)?;
+    let a = bump.f32s(na)?;
+    let b = bump.f32s(nb)?;
+    let prow = bump.f32s(nr)?;
+    let offs = bump.f32s(no)?;
+    pack_a(&g, weight, a)?;
+    let x = MapSource { data: input, h, w };
+    let mut work = OffsetWork {
+        a,
+        bias,
+        b,
+        prow,
+        offs,
+    };
+    offset_layer_full(&g, &x, &mut work, output)
+}
+
+/// Bilinear resampling with border clamping and explicit offsets: `offsets` is
+/// `2c × h × w` (channel `2i` = dy, `2i + 1` = dx of input channel `i`, in pixels).
+pub fn resample(
+    c: usize,
+    h: usize,
+    w: usize,
+    input: &[f32],
+    offsets: &[f32],
+    output: &mut [f32],
+) -> Result<(), Error> {
+    if c == 0 || h == 0 || w == 0 {
+        return Err(Error::BadShape);
+    }
+    check_len(input.len(), c * h * w)?;
+    check_len(offsets.len(), 2 * c * h * w)?;
+    check_len(output.len(), c * h * w)?;
+    let x = MapSource { data: input, h, w };
+    resample::resample_rows(&x, c, offsets, h, 0, h, output, h * w, |y| y)
+}

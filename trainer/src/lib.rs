@@ -1,0 +1,9 @@
+//! `dicyc-trainer`: the workstation side of dicyc.
+//!
+//! Trains DicycleGAN and the CycleGAN baseline on libtorch (through `tch`), on CUDA when
+//! present and on the CPU otherwise; reads and writes NIfTI; evaluates; exports weights into
+//! the core's format through the core's own writer.
+
+pub mod cli;
+pub mod device;
+pub mod source;
