@@ -1,0 +1,109 @@
+//! `firmware-sim inspect` on a valid file and on corrupted ones, through the real binary.
+
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use dicyc_core::format::{file_size, write_weight_file, Normalization};
+use dicyc_core::{ModelConfig, OffsetLayers};
+
+fn small_weight_file() -> Vec<u8> {
+    let config = ModelConfig {
+        in_channels: 1,
+        out_channels: 1,
+        ngf: 2,
+        n_blocks: 1,
+        offset_layers: OffsetLayers::ALL,
+    };
+    let mut bytes = vec![0u8; file_size(&config).unwrap()];
+    write_weight_file(
+        &mut bytes,
+        &config,
+        &Normalization::IDENTITY,
+        |spec, sink| {
+            for i in 0..spec.element_count() {
+                sink.push((i % 7) as f32 * 0.01)?;
+            }
+            Ok(())
+        },
+    )
+    .unwrap();
+    bytes
+}
+
+fn inspect(bytes: &[u8], extra: &[&str]) -> std::process::Output {
+    // Tests run in parallel: every call gets its own file.
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!("dicyc-inspect-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("w{}.dcw", NEXT.fetch_add(1, Ordering::Relaxed)));
+    std::fs::write(&path, bytes).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_firmware-sim"))
+        .arg("inspect")
+        .arg(&path)
+        .args(extra)
+        .output()
+        .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    out
+}
+
+#[test]
+fn a_valid_file_is_described() {
+    let out = inspect(&small_weight_file(), &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("valid"), "{stdout}");
+    assert!(
+        stdout.contains("offset layers [input, down1, down2, block0]"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("blocks.0.conv1.weight"), "{stdout}");
+}
+
+#[test]
+fn json_lists_every_tensor() {
+    let out = inspect(&small_weight_file(), &["--json"]);
+    assert!(out.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let config = ModelConfig {
+        in_channels: 1,
+        out_channels: 1,
+        ngf: 2,
+        n_blocks: 1,
+        offset_layers: OffsetLayers::ALL,
+    };
+    assert_eq!(
+        json["tensors"].as_array().unwrap().len(),
+        config.tensor_count() as usize
+    );
+    assert_eq!(
+        json["parameters"].as_u64().unwrap(),
+        config.parameter_count()
+    );
+}
+
+#[test]
+fn a_flipped_bit_is_refused_with_the_section_it_hit() {
+    let mut bytes = small_weight_file();
+    let last = bytes.len() - 100;
+    bytes[last] ^= 0x10; // inside the data section
+    let out = inspect(&bytes, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("not a valid dicyc weight file"), "{stderr}");
+    assert!(stderr.to_lowercase().contains("data"), "{stderr}");
+}
+
+#[test]
+fn a_truncated_file_is_refused() {
+    let bytes = small_weight_file();
+    let out = inspect(&bytes[..bytes.len() / 2], &[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .to_lowercase()
+        .contains("trunc"));
+}
