@@ -183,15 +183,12 @@ pub fn synthesize<W: Weights + ?Sized>(
             Some(o) => {
                 let parts = step_parts(&config, &g, 3);
                 let mut bump = Bump::aligned(work);
-                let oa = bump.f32s(parts.len[0])?;
-                let ob = bump.f32s(parts.len[1])?;
-                let oprow = bump.f32s(parts.len[2])?;
-                let offs = bump.f32s(parts.len[3])?;
+                let [oa, ob, oprow, oc] = bump.conv_work(parts.conv())?;
+                let offs = bump.f32s(parts.len[4])?;
                 pack_a(&o.geom, o.weight, oa)?;
                 let mut work = OffsetWork {
                     a: oa,
                     bias: o.bias,
-                    b: ob,
                     prow: oprow,
                     offs,
                 };
@@ -200,7 +197,7 @@ pub fn synthesize<W: Weights + ?Sized>(
                     h: h4,
                     w: w4,
                 };
-                offset_layer_full(&o.geom, &x, &mut work, p)?;
+                offset_layer_full(&o.geom, &x, &mut work, ob, oc, p)?;
             }
             None => copy_map(a3, p)?,
         }
@@ -260,11 +257,7 @@ pub fn synthesize<W: Weights + ?Sized>(
         };
         let (wt, bs) = (t(TensorId::Up(0, Weight))?, t(TensorId::Up(0, Bias))?);
         let mut bump = Bump::aligned(work);
-        let wk = [
-            bump.f32s(parts.len[0])?,
-            bump.f32s(parts.len[1])?,
-            bump.f32s(parts.len[2])?,
-        ];
+        let wk = bump.conv_work(parts.conv())?;
         conv_transpose_phases(
             4 * ngf,
             2 * ngf,
@@ -290,11 +283,7 @@ pub fn synthesize<W: Weights + ?Sized>(
         };
         let (wt, bs) = (t(TensorId::Up(1, Weight))?, t(TensorId::Up(1, Bias))?);
         let mut bump = Bump::aligned(work);
-        let wk = [
-            bump.f32s(parts.len[0])?,
-            bump.f32s(parts.len[1])?,
-            bump.f32s(parts.len[2])?,
-        ];
+        let wk = bump.conv_work(parts.conv())?;
         conv_transpose_phases(
             2 * ngf,
             ngf,
@@ -352,9 +341,7 @@ fn conv_step<T: Elem, D: StoreElem>(
     out: &mut [D],
 ) -> Result<(), Error> {
     let mut bump = Bump::aligned(work);
-    let a = bump.f32s(parts.len[0])?;
-    let b = bump.f32s(parts.len[1])?;
-    let prow = bump.f32s(parts.len[2])?;
+    let [a, b, prow, c] = bump.conv_work(parts.conv())?;
     pack_a(conv, weight, a)?;
     let mut dst = Dst {
         data: out,
@@ -367,8 +354,7 @@ fn conv_step<T: Elem, D: StoreElem>(
             if parts.n < 8 {
                 return Err(Error::Internal);
             }
-            let oa = bump.f32s(parts.len[3])?;
-            let ob = bump.f32s(parts.len[4])?;
+            let oa = bump.f32s(parts.len[4])?;
             let oprow = bump.f32s(parts.len[5])?;
             let offs = bump.f32s(parts.len[6])?;
             let ring = bump.f32s(parts.len[7])?;
@@ -376,7 +362,6 @@ fn conv_step<T: Elem, D: StoreElem>(
             let work = OffsetWork {
                 a: oa,
                 bias: o.bias,
-                b: ob,
                 prow: oprow,
                 offs,
             };
@@ -390,6 +375,7 @@ fn conv_step<T: Elem, D: StoreElem>(
                 0..conv.out_h,
                 b,
                 prow,
+                c,
                 &mut dst,
             )
         }
@@ -404,6 +390,7 @@ fn conv_step<T: Elem, D: StoreElem>(
                 0..conv.out_h,
                 b,
                 prow,
+                c,
                 &mut dst,
             )
         }

@@ -1,5 +1,5 @@
 //! The scratch plan: which buffers the generator needs at which step, where each lives in
-//! the caller's scratch, and how big the scratch must be. One function ([`plan`]) computes
+//! the caller's scratch, and how big the scratch must be. One function (`plan`) computes
 //! the layout; both [`required_scratch_bytes`] and [`crate::synthesize`] use it, so the
 //! size query is exact by construction.
 //!
@@ -140,6 +140,11 @@ impl Parts {
             self.n += 1;
         }
     }
+    /// The first four parts: a convolution's `[a, b, prow, c]`.
+    pub fn conv(&self) -> [usize; 4] {
+        [self.len[0], self.len[1], self.len[2], self.len[3]]
+    }
+
     fn bytes(&self) -> u64 {
         self.len[..self.n]
             .iter()
@@ -148,16 +153,11 @@ impl Parts {
     }
 }
 
-/// Offset-strip parts `[a, b, prow, offs, ring]` of an offset layer feeding conv `next`.
-pub(crate) fn strip_offset_parts(off: &ConvGeom, next: &ConvGeom) -> [usize; 5] {
-    let [a, b, r] = off.parts();
-    [
-        a,
-        b,
-        r,
-        offs_len(off),
-        off.cin * next.tile_span() * off.in_w,
-    ]
+/// Offset-strip parts `[a, prow, offs, ring]` of an offset layer feeding conv `next`
+/// (its GEMM buffers are `next`'s, see `OffsetSource`).
+pub(crate) fn strip_offset_parts(off: &ConvGeom, next: &ConvGeom) -> [usize; 4] {
+    let [a, _, r, _] = off.parts();
+    [a, r, offs_len(off), off.cin * next.tile_span() * off.in_w]
 }
 
 /// Work parts of step `step` (conv parts first, then offset parts if any).
@@ -165,9 +165,16 @@ pub(crate) fn step_parts(config: &ModelConfig, g: &Geoms, step: usize) -> Parts 
     let mut p = Parts::default();
     let has = |site| config.offset_layers.contains(site);
     let conv_step = |p: &mut Parts, conv: &ConvGeom, site: OffsetSite| {
-        p.push(&conv.parts());
+        let mut parts = conv.parts();
         if has(site) {
-            p.push(&strip_offset_parts(&g.off[site as usize], conv));
+            let off = &g.off[site as usize];
+            // Packed B and the accumulators are shared with the offset conv (`OffsetSource`).
+            parts[1] = parts[1].max(off.b_len());
+            parts[3] = parts[3].max(off.c_len());
+            p.push(&parts);
+            p.push(&strip_offset_parts(off, conv));
+        } else {
+            p.push(&parts);
         }
     };
     match step {
@@ -201,6 +208,62 @@ pub(crate) struct Plan {
     pub total: usize,
 }
 
+/// First-fit placement of buffers in one of three orders: 0 = largest first; 1 =
+/// activations (largest first) before work buffers (largest first); 2 = by first use,
+/// largest first within a step. Returns offsets and the total.
+fn place(len: &[u64; NBUF], ordering: usize) -> ([u64; NBUF], u64) {
+    let key = |b: usize| -> (u64, u64) {
+        match ordering {
+            0 => (0, u64::MAX - len[b]),
+            1 => (u64::from(b >= WORK), u64::MAX - len[b]),
+            _ => (life(b).0 as u64, u64::MAX - len[b]),
+        }
+    };
+    let mut order = [0usize; NBUF];
+    for (i, o) in order.iter_mut().enumerate() {
+        *o = i;
+    }
+    for i in 1..NBUF {
+        let mut j = i;
+        while j > 0 && key(order[j - 1]) > key(order[j]) {
+            order.swap(j - 1, j);
+            j -= 1;
+        }
+    }
+    let mut off = [0u64; NBUF];
+    let mut placed = [false; NBUF];
+    let mut total = 0u64;
+    for &b in &order {
+        placed[b] = true;
+        if len[b] == 0 {
+            continue;
+        }
+        let (s0, s1) = life(b);
+        let mut cand = 0u64;
+        loop {
+            let mut moved = false;
+            for o in 0..NBUF {
+                if o == b || !placed[o] || len[o] == 0 {
+                    continue;
+                }
+                let (t0, t1) = life(o);
+                let overlap_life = s0 <= t1 && t0 <= s1;
+                let overlap_mem = cand < off[o] + len[o] && off[o] < cand + len[b];
+                if overlap_life && overlap_mem {
+                    cand = off[o] + len[o];
+                    moved = true;
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+        off[b] = cand;
+        total = total.max(cand + len[b]);
+    }
+    (off, total)
+}
+
 /// Computes the scratch layout for `(config, h, w)`.
 pub(crate) fn plan(config: &ModelConfig, h: usize, w: usize) -> Result<(Plan, Geoms), Error> {
     let g = Geoms::new(config, h, w)?;
@@ -227,50 +290,15 @@ pub(crate) fn plan(config: &ModelConfig, h: usize, w: usize) -> Result<(Plan, Ge
     for s in 0..NSTEPS {
         len[WORK + s] = step_parts(config, &g, s).bytes();
     }
-    // Greedy placement, largest first (stable on ties).
-    let mut order = [0usize; NBUF];
-    for (i, o) in order.iter_mut().enumerate() {
-        *o = i;
-    }
-    for i in 1..NBUF {
-        let mut j = i;
-        while j > 0 && len[order[j - 1]] < len[order[j]] {
-            order.swap(j - 1, j);
-            j -= 1;
+    // Greedy placement under a few orderings; keep the smallest total.
+    let mut best: Option<([u64; NBUF], u64)> = None;
+    for ordering in 0..3 {
+        let (off, total) = place(&len, ordering);
+        if best.is_none_or(|(_, t)| total < t) {
+            best = Some((off, total));
         }
     }
-    let mut off = [0u64; NBUF];
-    let mut placed = [false; NBUF];
-    let mut total = 0u64;
-    for &b in &order {
-        if len[b] == 0 {
-            placed[b] = true;
-            continue;
-        }
-        let (s0, s1) = life(b);
-        let mut cand = 0u64;
-        loop {
-            let mut moved = false;
-            for o in 0..NBUF {
-                if !placed[o] || len[o] == 0 {
-                    continue;
-                }
-                let (t0, t1) = life(o);
-                let overlap_life = s0 <= t1 && t0 <= s1;
-                let overlap_mem = cand < off[o] + len[o] && off[o] < cand + len[b];
-                if overlap_life && overlap_mem {
-                    cand = off[o] + len[o];
-                    moved = true;
-                }
-            }
-            if !moved {
-                break;
-            }
-        }
-        off[b] = cand;
-        placed[b] = true;
-        total = total.max(cand + len[b]);
-    }
+    let (off, total) = best.ok_or(Error::Internal)?;
     let to_usize = |v: u64| usize::try_from(v).map_err(|_| bad);
     let mut p = Plan {
         off: [0; NBUF],
@@ -373,6 +401,16 @@ impl<'a> Bump<'a> {
         let (h, t) = r.split_at_mut(bytes);
         self.rest = t;
         Ok(h)
+    }
+
+    /// The four GEMM work buffers `[a, b, prow, c]` of [`ConvGeom::parts`].
+    pub fn conv_work(&mut self, parts: [usize; 4]) -> Result<[&'a mut [f32]; 4], Error> {
+        Ok([
+            self.f32s(parts[0])?,
+            self.f32s(parts[1])?,
+            self.f32s(parts[2])?,
+            self.f32s(parts[3])?,
+        ])
     }
 
     pub fn f32s(&mut self, n: usize) -> Result<&'a mut [f32], Error> {

@@ -335,3 +335,58 @@ fn generator_without_offsets_ignores_the_pass() {
         run(&tw, &x, 8, 8, Pass::Undeformed)
     );
 }
+
+#[test]
+fn paper_configuration_matches_reference_at_16x16() {
+    // Full width (ngf 64: 256-channel trunk, K = 2304), all offset layers, 9 blocks.
+    check_against_reference(ModelConfig::paper(), 16, 16, 10);
+}
+
+#[test]
+fn weight_file_gives_the_same_output_as_in_memory_weights() {
+    use dicyc_core::format::{file_size, write_weight_file};
+    use dicyc_core::{Normalization, WeightFile};
+    let config = ModelConfig {
+        in_channels: 1,
+        out_channels: 1,
+        ngf: 3,
+        n_blocks: 1,
+        offset_layers: OffsetLayers::ALL,
+    };
+    let tw = TestWeights::random(config, 12);
+    let mut file = vec![0u8; file_size(&config).unwrap()];
+    let n = write_weight_file(
+        &mut file,
+        &config,
+        &Normalization::default(),
+        |spec, sink| {
+            for &v in &tw.values[&spec.id] {
+                sink.push(v as f32)?;
+            }
+            Ok(())
+        },
+    )
+    .unwrap();
+    let wf = WeightFile::new_checked(&file[..n]).unwrap();
+    let x = to_f32(&Rng(13).vec(8 * 12, 1.0));
+    for pass in [Pass::Deformed, Pass::Undeformed] {
+        let mut scratch = vec![0u8; required_scratch_bytes(&config, 8, 12).unwrap()];
+        let mut out = vec![0.0f32; 8 * 12];
+        synthesize(&wf, &x, 8, 12, pass, &mut scratch, &mut out).unwrap();
+        assert_eq!(out, run(&tw, &x, 8, 12, pass));
+    }
+}
+
+#[test]
+fn multi_tile_strips_match_reference() {
+    // Big enough that the stem and down.0 run in several row tiles, so the offset layers'
+    // row rings wrap and the offset strips are computed in several chunks.
+    let config = ModelConfig {
+        in_channels: 1,
+        out_channels: 1,
+        ngf: 16,
+        n_blocks: 1,
+        offset_layers: OffsetLayers::ALL,
+    };
+    check_against_reference(config, 64, 48, 14);
+}

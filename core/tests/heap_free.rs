@@ -11,8 +11,15 @@ use std::process::Command;
 fn host_triple(cargo: &str) -> String {
     // `rustc` sits beside `cargo` in a rustup toolchain; fall back to PATH.
     let rustc = Path::new(cargo).with_file_name("rustc");
-    let rustc = if rustc.exists() { rustc } else { PathBuf::from("rustc") };
-    let out = Command::new(rustc).arg("-vV").output().expect("running rustc -vV");
+    let rustc = if rustc.exists() {
+        rustc
+    } else {
+        PathBuf::from("rustc")
+    };
+    let out = Command::new(rustc)
+        .arg("-vV")
+        .output()
+        .expect("running rustc -vV");
     String::from_utf8(out.stdout)
         .expect("rustc -vV prints UTF-8")
         .lines()
@@ -30,7 +37,14 @@ fn core_links_and_runs_without_an_allocator() {
     // `--target` keeps those flags away from proc-macros and build scripts.
     let build = Command::new(&cargo)
         .current_dir(&gate)
-        .args(["build", "--release", "--locked", "--target", &host, "--target-dir"])
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--target",
+            &host,
+            "--target-dir",
+        ])
         .arg(&target_dir)
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
@@ -43,7 +57,9 @@ fn core_links_and_runs_without_an_allocator() {
          shows up as 'no global memory allocator found'):\n{stderr}"
     );
     let binary = target_dir.join(&host).join("release/dicyc-heap-free-gate");
-    let status = Command::new(&binary).status().expect("running the heap-free gate");
+    let status = Command::new(&binary)
+        .status()
+        .expect("running the heap-free gate");
     assert_eq!(
         status.code(),
         Some(0),

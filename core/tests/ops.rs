@@ -182,7 +182,7 @@ fn transposed_conv_matches_scatter_reference() {
         let bias = round32(&rng.vec(cout, 0.5));
         let (r, ho, wo) = conv_t_ref(&x, cin, h, w, &wt, &bias, cout);
         assert_eq!((ho, wo), (2 * h, 2 * w));
-        let mut scratch = vec![0u8; conv_transpose2d_scratch_bytes(cin, cout, h, w)];
+        let mut scratch = vec![0u8; conv_transpose2d_scratch_bytes(cin, cout, h, w).unwrap()];
         let mut out = vec![f32::NAN; cout * ho * wo];
         conv_transpose2d(
             cin,
@@ -435,4 +435,40 @@ fn op_wrappers_reject_bad_buffers() {
         &mut out,
     )
     .unwrap();
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 32, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn conv2d_matches_reference(
+            seed in any::<u64>(),
+            cin in 1usize..6,
+            cout in 1usize..14,
+            k in prop::sample::select(vec![1usize, 3, 5, 7]),
+            s in 1usize..3,
+            extra_h in 0usize..10,
+            extra_w in 0usize..10,
+            reflect in any::<bool>(),
+        ) {
+            let p = k / 2;
+            let pad = if reflect { Padding::Reflect } else { Padding::Zero };
+            check_conv(seed | 1, cin, cout, k.max(p + 1) + extra_h, k.max(p + 1) + extra_w, k, s, p, pad, Activation::None);
+        }
+
+        #[test]
+        fn resampling_matches_reference(seed in any::<u64>(), c in 1usize..4, h in 1usize..9, w in 1usize..9, scale in 0.0f64..12.0) {
+            let mut rng = Rng(seed | 1);
+            let x = round32(&rng.vec(c * h * w, 2.0));
+            let offs = round32(&rng.vec(2 * c * h * w, scale));
+            let r = resample_ref(&x, c, h, w, &offs);
+            let mut out = vec![0.0f32; c * h * w];
+            resample(c, h, w, &to_f32(&x), &to_f32(&offs), &mut out).unwrap();
+            prop_assert!(max_abs_diff(&r, &out) < 1e-5);
+        }
+    }
 }

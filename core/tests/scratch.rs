@@ -299,3 +299,47 @@ fn weight_bytes_need_no_alignment() {
     synthesize(&odd, &x, h, w, Pass::Deformed, &mut scratch, &mut b).unwrap();
     assert_eq!(a, b);
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Any sizes, any scratch length: a result, never a panic; Ok exactly when every
+        /// size is valid and the scratch is at least `required_scratch_bytes`.
+        #[test]
+        fn synthesize_never_panics(
+            h in 0usize..30,
+            w in 0usize..30,
+            slack in -3i64..3,
+            in_delta in 0usize..2,
+            deformed in any::<bool>(),
+            ngf in 1u16..4,
+            blocks in 0u16..2,
+            bits in 0u8..16,
+        ) {
+            let mut layers = OffsetLayers::from_bits(bits).unwrap();
+            if blocks == 0 {
+                layers = OffsetLayers::from_bits(bits & 0b0111).unwrap();
+            }
+            let config = ModelConfig { in_channels: 1, out_channels: 2, ngf, n_blocks: blocks, offset_layers: layers };
+            let weights = Zeros::new(config);
+            let need = required_scratch_bytes(&config, h, w);
+            let valid = h % 4 == 0 && w % 4 == 0 && h >= 8 && w >= 8;
+            prop_assert_eq!(need.is_ok(), valid);
+            let len = (need.unwrap_or(4096) as i64 + slack).max(0) as usize;
+            let mut scratch = vec![0u8; len];
+            let x = vec![0.5f32; h * w + in_delta];
+            let mut out = vec![0.0f32; 2 * h * w];
+            let pass = if deformed { Pass::Deformed } else { Pass::Undeformed };
+            let r = synthesize(&weights, &x, h, w, pass, &mut scratch, &mut out);
+            let should_work = valid && in_delta == 0 && slack >= 0;
+            prop_assert_eq!(r.is_ok(), should_work, "{:?}", r);
+            if should_work {
+                prop_assert!(out.iter().all(|v| v.is_finite() && v.abs() <= 1.0));
+            }
+        }
+    }
+}

@@ -1,11 +1,14 @@
 //! The `firmware-sim` command line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use crate::fault::FaultArgs;
+use crate::flash::{build_image, region_of, FlashImage, FLASH_MAGIC};
 use crate::inspect::Inspection;
+use crate::profile::{human_bytes, parse_size, DeviceProfile, NAMED_PROFILES};
 
 /// Simulates the scanner-attached device that runs the dicyc generator.
 #[derive(Debug, Parser)]
@@ -16,17 +19,60 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Which device: a named profile, optionally with either size overridden.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProfileArgs {
+    /// A named device profile (see `firmware-sim profiles`).
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Flash capacity (e.g. 64M), overriding the profile's.
+    #[arg(long, value_parser = parse_size)]
+    pub flash: Option<u64>,
+    /// RAM for inference (e.g. 32M), overriding the profile's.
+    #[arg(long, value_parser = parse_size)]
+    pub ram: Option<u64>,
+}
+
+impl ProfileArgs {
+    fn resolve(&self) -> anyhow::Result<DeviceProfile> {
+        DeviceProfile::resolve(self.profile.as_deref(), self.flash, self.ram)
+    }
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Validate a weight file and print its header, configuration, tensor table and
-    /// checksums; exits non-zero with the exact error for a bad file.
+    /// Validate a weight file or a flash image and print its header, configuration, tensor
+    /// table and checksums; exits non-zero with the exact error for a bad file.
     Inspect {
-        /// The weight file.
+        /// A weight file or a flash image.
         file: PathBuf,
         /// Print JSON instead of the human-readable report.
         #[arg(long)]
         json: bool,
+        /// Corrupt the file before validating it (to see that the fault is caught).
+        #[command(flatten)]
+        faults: FaultArgs,
+    },
+    /// List the named device profiles.
+    Profiles,
+    /// Build a device flash image from a weight file; refuses when the image does not fit
+    /// the profile's flash or a slice's scratch does not fit its RAM.
+    Flash {
+        /// The weight file (from `trainer export`).
+        weights: PathBuf,
+        /// The device.
+        #[command(flatten)]
+        profile: ProfileArgs,
+        /// Slice height the device must handle.
+        #[arg(long, default_value_t = 256)]
+        height: usize,
+        /// Slice width the device must handle.
+        #[arg(long, default_value_t = 256)]
+        width: usize,
+        /// Where to write the image.
+        #[arg(long, short)]
+        output: PathBuf,
     },
 }
 
@@ -34,19 +80,124 @@ impl Cli {
     /// Runs the chosen subcommand.
     pub fn run(self) -> anyhow::Result<()> {
         match self.command {
-            Command::Inspect { file, json } => {
-                let bytes = std::fs::read(&file)
-                    .with_context(|| format!("cannot read weight file {}", file.display()))?;
-                let inspection = Inspection::of(&bytes).with_context(|| {
-                    format!("{} is not a valid dicyc weight file", file.display())
-                })?;
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&inspection)?);
-                } else {
-                    print!("{inspection}");
+            Command::Inspect { file, json, faults } => inspect(&file, json, &faults),
+            Command::Profiles => {
+                println!("{:<10} {:>10} {:>10}  use", "profile", "flash", "RAM");
+                for (name, flash, ram, what) in NAMED_PROFILES {
+                    println!(
+                        "{name:<10} {:>10} {:>10}  {what}",
+                        human_bytes(*flash),
+                        human_bytes(*ram)
+                    );
                 }
+                Ok(())
+            }
+            Command::Flash {
+                weights,
+                profile,
+                height,
+                width,
+                output,
+            } => {
+                let profile = profile.resolve()?;
+                let file = read(&weights, "weight file")?;
+                let image = build_image(&file, &profile, height, width).with_context(|| {
+                    format!("cannot flash {} onto {profile}", weights.display())
+                })?;
+                write_atomically(&output, &image)?;
+                let loaded = FlashImage::new_checked(&image)?;
+                println!(
+                    "flash: {} -> {} ({} of {} flash; a {height}x{width} slice needs {} of {} RAM)",
+                    weights.display(),
+                    output.display(),
+                    human_bytes(image.len() as u64),
+                    human_bytes(profile.flash_bytes),
+                    human_bytes(loaded.planned_ram),
+                    human_bytes(profile.ram_bytes),
+                );
                 Ok(())
             }
         }
     }
+}
+
+fn read(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))
+}
+
+/// Writes through a temporary file and a rename, so a failure never leaves half a file.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = path.with_extension("partial");
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))
+}
+
+/// Reads an image, applies the requested faults and reports each one with the region it
+/// hit (named from the pristine image's layout).
+pub fn read_with_faults(path: &Path, faults: &FaultArgs) -> anyhow::Result<Vec<u8>> {
+    let mut bytes = read(path, "file")?;
+    if !faults.any() {
+        return Ok(bytes);
+    }
+    let pristine = bytes.clone();
+    let flips = faults.apply(&mut bytes);
+    let is_image = pristine.starts_with(&FLASH_MAGIC);
+    let layout = if is_image {
+        FlashImage::new_checked(&pristine).ok().map(|i| i.weights)
+    } else {
+        None
+    };
+    for flip in &flips {
+        let region = if is_image {
+            region_of(pristine.len(), layout.as_ref(), flip.offset)
+        } else {
+            "file"
+        };
+        eprintln!(
+            "fault: flipped bit {} of byte {} ({region})",
+            flip.bit, flip.offset
+        );
+    }
+    if let Some(len) = faults.truncate {
+        eprintln!("fault: truncated {} bytes to {len}", pristine.len());
+    }
+    Ok(bytes)
+}
+
+fn inspect(path: &Path, json: bool, faults: &FaultArgs) -> anyhow::Result<()> {
+    let bytes = read_with_faults(path, faults)?;
+    let (flash, weights) = if bytes.starts_with(&FLASH_MAGIC) {
+        let image = FlashImage::new_checked(&bytes)
+            .with_context(|| format!("{} is not a valid flash image", path.display()))?;
+        (Some(image), image.weights.bytes())
+    } else {
+        (None, &bytes[..])
+    };
+    let inspection = Inspection::of(weights)
+        .with_context(|| format!("{} is not a valid dicyc weight file", path.display()))?;
+    if json {
+        let mut value = serde_json::to_value(&inspection)?;
+        if let Some(image) = flash {
+            value["flash"] = serde_json::json!({
+                "image_bytes": image.image_len,
+                "planned_height": image.planned_height,
+                "planned_width": image.planned_width,
+                "planned_ram_bytes": image.planned_ram,
+            });
+        }
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        if let Some(image) = flash {
+            println!(
+                "dicyc flash image, {} bytes: valid; provisioned for {}x{} slices needing {} of RAM",
+                image.image_len,
+                image.planned_height,
+                image.planned_width,
+                human_bytes(image.planned_ram)
+            );
+        }
+        print!("{inspection}");
+    }
+    Ok(())
 }

@@ -5,4 +5,7 @@
 //! correct before any device is touched. It links no libtorch.
 
 pub mod cli;
+pub mod fault;
+pub mod flash;
 pub mod inspect;
+pub mod profile;

@@ -9,7 +9,7 @@ use crc::{Crc, Table, CRC_32_ISCSI};
 static CASTAGNOLI: Crc<u32, Table<16>> = Crc::<u32, Table<16>>::new(&CRC_32_ISCSI);
 
 /// CRC-32C of `bytes`.
-pub(crate) fn crc32c(bytes: &[u8]) -> u32 {
+pub fn crc32c(bytes: &[u8]) -> u32 {
     CASTAGNOLI.checksum(bytes)
 }
 

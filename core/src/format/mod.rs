@@ -52,6 +52,7 @@ mod reader;
 mod table;
 mod writer;
 
+pub use crc::crc32c;
 pub use error::{FormatError, NormalizationField, Region, Section, WriteError};
 pub use reader::{TensorView, TensorViews, WeightFile};
 pub use writer::{write_weight_file, TensorSink};

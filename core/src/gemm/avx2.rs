@@ -1,7 +1,5 @@
 //! AVX2 + FMA 6×16 micro-kernel (compiled only when both features are enabled statically).
 
-#![allow(unsafe_code)]
-
 use core::arch::x86_64::{
     __m256, _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps,
     _mm256_storeu_ps,
@@ -14,6 +12,7 @@ pub const NR: usize = 16;
 
 /// `c = a · b` over depth `k`; the caller guarantees `a.len() == k · MR`, `b.len() == k · NR`.
 #[inline]
+#[allow(unsafe_code)]
 pub(super) fn kernel(k: usize, a: &[f32], b: &[f32], c: &mut [f32; MR * NR]) {
     if a.len() < k * MR || b.len() < k * NR {
         return;

@@ -7,12 +7,15 @@
 //! - packed **B** (im2col columns, `K × N`): panels of [`NR`] columns; element `(k, n)`
 //!   lives at `(n / NR) · K · NR + k · NR + n % NR`.
 //!
-//! The kernel computes one `MR × NR` tile of `A · B` over the full depth `K` in registers
-//! and hands it to the caller's epilogue (bias, activation, fp16 store), so partial sums
-//! never leave f32 registers.
+//! The kernel computes one `MR × NR` tile of `A · B` over a depth range in registers and
+//! returns it; the convolution driver (`ops::conv`) runs it over depth blocks of ≈256
+//! (the A slice `MR × KC` stays in L1, the packed B block `KC × NC` in L2), sums the
+//! blocks in an f32 tile buffer and applies the fused epilogue (bias, activation, fp16
+//! store). A panel's depth range is contiguous in both layouts, so depth blocking needs no
+//! repacking. Accumulation is always f32.
 //!
 //! Kernels: with `avx2` and `fma` enabled at compile time (e.g. `-C target-cpu=native`)
-//! a 6×16 FMA kernel (12 ymm accumulators); otherwise a portable 4×8 kernel written so
+//! a 6×16 FMA kernel (12 ymm accumulators); otherwise a portable 6×8 kernel written so
 //! that LLVM vectorises it with the baseline SIMD (SSE2 / NEON). No runtime detection.
 
 #[cfg(all(
@@ -49,7 +52,7 @@ pub const KERNEL_NAME: &str = if cfg!(all(
 )) {
     "avx2+fma 6x16"
 } else {
-    "portable 4x8"
+    "portable 6x8"
 };
 
 /// `c = A_panel · B_panel` over depth `k`: `a` holds at least `k · MR` packed values,

@@ -1,7 +1,7 @@
 //! Portable micro-kernel: plain Rust that LLVM vectorises with the baseline SIMD.
 
 /// Rows of a packed-A panel.
-pub const MR: usize = 4;
+pub const MR: usize = 6;
 /// Columns of a packed-B panel.
 pub const NR: usize = 8;
 

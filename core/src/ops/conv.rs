@@ -6,11 +6,18 @@
 //! a stride-2 transposed convolution is four *phase* convolutions with 1, 2, 2 and 4 taps
 //! whose outputs interleave (sub-pixel decomposition), so no zero-stuffed input is built.
 //!
-//! Output rows are processed in tiles of whole rows. For each tile the input rows it needs
-//! are requested from a [`RowSource`] (a plain feature map, or the offset layer's strip
-//! resampler), then B is packed directly from padded f32 copies of those rows, and every
-//! `MR × NR` result tile goes through the epilogue: `+ bias`, activation, store (fp16 or
-//! f32) at its destination pixel.
+//! Output rows are processed in tiles of whole rows (`NC` ≈ 128 KiB of packed B per depth
+//! block). For each tile the input rows it needs are requested from a [`RowSource`] (a
+//! plain feature map, or the offset layer's strip resampler); then, per depth block of
+//! `KC` ≈ 256 (whole input channels), B is packed directly from padded f32 copies of those
+//! rows (virtual im2col: nothing else is materialised) and the `MR × NR` micro-kernel runs
+//! over every (A panel, B panel) pair, accumulating across depth blocks in an f32 tile
+//! buffer. The last block's tiles go through the epilogue: `+ bias`, activation, store
+//! (fp16 saturating, or f32) at each pixel's destination.
+//!
+//! Convolutions with at most 4 output channels (the head, the input offset layer) skip
+//! im2col: packing would cost more than the GEMM it feeds, so they run as a direct
+//! convolution over padded rows.
 
 use core::ops::Range;
 
@@ -76,7 +83,15 @@ pub(crate) trait RowSource {
     /// Element type of the rows.
     type E: Elem;
     /// Makes rows `lo..hi` (of every channel) readable through [`RowSource::row`].
-    fn prepare(&mut self, lo: usize, hi: usize) -> Result<(), Error>;
+    /// `tmp_b` and `tmp_c` are the caller's packed-B and accumulator buffers, free for the
+    /// source to use meanwhile.
+    fn prepare(
+        &mut self,
+        lo: usize,
+        hi: usize,
+        tmp_b: &mut [f32],
+        tmp_c: &mut [f32],
+    ) -> Result<(), Error>;
     /// Row `y` of channel `c` (only for prepared rows); `None` if not available.
     fn row(&self, c: usize, y: usize) -> Option<&[Self::E]>;
 }
@@ -101,7 +116,7 @@ impl<T: Elem> MapSource<'_, T> {
 impl<T: Elem> RowSource for MapSource<'_, T> {
     type E = T;
     #[inline]
-    fn prepare(&mut self, _lo: usize, _hi: usize) -> Result<(), Error> {
+    fn prepare(&mut self, _: usize, _: usize, _: &mut [f32], _: &mut [f32]) -> Result<(), Error> {
         Ok(())
     }
     #[inline]
@@ -160,8 +175,15 @@ pub(crate) struct Tap {
     pub kx: u8,
 }
 
-/// Target bytes of one packed-B tile (keeps it L2-resident while A panels stream by).
-const B_TILE_BYTES: usize = 384 * 1024;
+/// Target bytes of one packed-B block (`KC × NC`): L2-resident while the A panels of
+/// that depth range stream by (L2 is 512 KiB per core on the project's machines).
+const B_TILE_BYTES: usize = 128 * 1024;
+
+/// Target GEMM depth per block (`KC`); rounded to whole input channels.
+const KC_TARGET: usize = 256;
+
+/// Convolutions with at most this many output channels run as direct convolutions.
+const DIRECT_MAX_COUT: usize = 4;
 
 /// Geometry of one convolution (or one phase of a transposed convolution) as a GEMM.
 #[derive(Clone, Copy, Debug)]
@@ -307,9 +329,32 @@ impl ConvGeom {
         (self.out_w - 1) * self.stride + self.max_tx() + 1
     }
 
+    /// Input channels per depth block: the GEMM runs over `K` in blocks of
+    /// `kc_channels · taps` (`KC`), accumulating in an f32 tile buffer when `K > KC`.
+    pub fn kc_channels(&self) -> usize {
+        (KC_TARGET / self.ntaps.max(1)).clamp(1, self.cin)
+    }
+
+    /// Whether this conv runs as a direct convolution (very few output channels; see
+    /// `conv_rows_direct`). Its accumulator rows (`cout × out_w`) fit in packed B because
+    /// `cout ≤ kc`.
+    pub fn direct(&self) -> bool {
+        self.cout <= DIRECT_MAX_COUT && self.cout <= self.kc()
+    }
+
+    /// Depth of a full block.
+    pub fn kc(&self) -> usize {
+        self.kc_channels() * self.ntaps
+    }
+
+    /// Number of depth blocks.
+    pub fn k_blocks(&self) -> usize {
+        self.cin.div_ceil(self.kc_channels())
+    }
+
     /// Output rows per GEMM tile (whole rows; packed B ≈ `B_TILE_BYTES`).
     pub fn tile_rows(&self) -> usize {
-        let pixels = (B_TILE_BYTES / 4 / self.k().max(1)).max(NR);
+        let pixels = (B_TILE_BYTES / 4 / self.kc().max(1)).max(NR);
         (pixels / self.out_w).clamp(1, self.out_h)
     }
 
@@ -323,14 +368,24 @@ impl ConvGeom {
         packed_a_len(self.cout, self.k())
     }
 
-    /// `f32`s of packed B for one tile.
+    /// `f32`s of packed B for one tile and depth block.
     pub fn b_len(&self) -> usize {
-        packed_b_len(self.k(), self.tile_rows() * self.out_w)
+        packed_b_len(self.kc(), self.tile_rows() * self.out_w)
     }
 
-    /// The `f32` work buffers a convolution needs: packed A, packed B, padded row.
-    pub fn parts(&self) -> [usize; 3] {
-        [self.a_len(), self.b_len(), self.padded_w()]
+    /// `f32`s of the accumulator tile buffer (`M × NC`, only with several depth blocks).
+    pub fn c_len(&self) -> usize {
+        if self.k_blocks() > 1 {
+            packed_a_len(self.cout, 1) * packed_b_len(1, self.tile_rows() * self.out_w)
+        } else {
+            0
+        }
+    }
+
+    /// The `f32` work buffers a convolution needs: packed A, packed B, padded row,
+    /// accumulators.
+    pub fn parts(&self) -> [usize; 4] {
+        [self.a_len(), self.b_len(), self.padded_w(), self.c_len()]
     }
 
     /// Input row of padded row `py`, or `None` for a zero row.
@@ -454,16 +509,19 @@ fn fill_padded_row<S: RowSource>(
     Ok(())
 }
 
-/// Packs B for output rows `t0..t1`.
+/// Packs B for output rows `t0..t1` and input channels `c0..c1` (one depth block).
+#[allow(clippy::too_many_arguments)]
 fn pack_b<S: RowSource>(
     g: &ConvGeom,
     src: &S,
     t0: usize,
     t1: usize,
+    c0: usize,
+    c1: usize,
     b: &mut [f32],
     prow: &mut [f32],
 ) -> Result<(), Error> {
-    let k_total = g.k();
+    let k_total = (c1 - c0) * g.ntaps;
     let ow = g.out_w;
     let ncols = (t1 - t0) * ow;
     let b = b
@@ -471,7 +529,7 @@ fn pack_b<S: RowSource>(
         .ok_or(Error::Internal)?;
     let prow = prow.get_mut(..g.padded_w()).ok_or(Error::Internal)?;
     let s = g.stride;
-    for ci in 0..g.cin {
+    for ci in c0..c1 {
         for r in 0..t1 - t0 {
             let oy = t0 + r;
             let mut cur_ty = usize::MAX;
@@ -482,7 +540,7 @@ fn pack_b<S: RowSource>(
                     fill_padded_row(g, src, ci, oy * s + ty, prow)?;
                 }
                 let tx = tap.tx as usize;
-                let kk = ci * g.ntaps + t;
+                let kk = (ci - c0) * g.ntaps + t;
                 let mut p = r * ow;
                 let mut ox = 0;
                 while ox < ow {
@@ -490,7 +548,14 @@ fn pack_b<S: RowSource>(
                     let n = (NR - lane).min(ow - ox);
                     let start = (p / NR) * NR * k_total + kk * NR + lane;
                     let dst = &mut b[start..start + n];
-                    if s == 1 {
+                    if s == 1 && n == NR {
+                        // Fixed-size copy: inlined vector moves instead of a memcpy call.
+                        let d: &mut [f32; NR] = dst.try_into().map_err(|_| Error::Internal)?;
+                        let src: &[f32; NR] = prow[ox + tx..ox + tx + NR]
+                            .try_into()
+                            .map_err(|_| Error::Internal)?;
+                        *d = *src;
+                    } else if s == 1 {
                         dst.copy_from_slice(&prow[ox + tx..ox + tx + n]);
                     } else {
                         for (i, d) in dst.iter_mut().enumerate() {
@@ -525,8 +590,13 @@ pub(crate) struct Dst<'a, T> {
 }
 
 /// Runs output rows `rows` of convolution `g` reading `src`, with packed weights `a`, f32
-/// LE `bias`, fused `act`, work buffers `b` (≥ [`ConvGeom::b_len`]) and `prow`
-/// (≥ [`ConvGeom::padded_w`]).
+/// LE `bias`, fused `act`, work buffers `b` (≥ [`ConvGeom::b_len`]), `prow`
+/// (≥ [`ConvGeom::padded_w`]) and `c` (≥ [`ConvGeom::c_len`]).
+///
+/// Loop nest per tile of output rows: for each depth block (`KC`), pack B (`KC × NC`,
+/// L2-resident), then for each `MR`-row panel of A (its `MR × KC` slice stays in L1) and
+/// each `NR`-column panel of B run the micro-kernel; with several depth blocks the tiles
+/// accumulate in `c`, and the last block's tiles go through the epilogue.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv_rows<S: RowSource, D: StoreElem>(
     g: &ConvGeom,
@@ -537,59 +607,179 @@ pub(crate) fn conv_rows<S: RowSource, D: StoreElem>(
     rows: Range<usize>,
     b: &mut [f32],
     prow: &mut [f32],
+    c: &mut [f32],
     dst: &mut Dst<'_, D>,
 ) -> Result<(), Error> {
+    if g.direct() {
+        return conv_rows_direct(g, src, a, bias, act, rows, b, prow, c, dst);
+    }
     let k = g.k();
     let tr = g.tile_rows();
     let mpanels = g.cout.div_ceil(MR);
     let a = a.get(..mpanels * MR * k).ok_or(Error::Internal)?;
-    let ow = g.out_w;
+    let kcc = g.kc_channels();
+    let nkb = g.k_blocks();
     let mut t0 = rows.start;
     let end = rows.end.min(g.out_h);
     let mut tile = [0.0f32; MR * NR];
     while t0 < end {
         let t1 = (t0 + tr).min(end);
         let (lo, hi) = g.input_rows(t0, t1);
-        src.prepare(lo, hi)?;
-        pack_b(g, src, t0, t1, b, prow)?;
-        let ncols = (t1 - t0) * ow;
+        src.prepare(lo, hi, b, c)?;
+        let ncols = (t1 - t0) * g.out_w;
         let npanels = ncols.div_ceil(NR);
-        for i in 0..mpanels {
-            let ap = &a[i * MR * k..(i + 1) * MR * k];
-            let m0 = i * MR;
-            let mv = (g.cout - m0).min(MR);
-            let mut bias_v = [0.0f32; MR];
-            for (mm, bv) in bias_v.iter_mut().enumerate().take(mv) {
-                *bv = f32_le(bias, m0 + mm).ok_or(Error::Internal)?;
-            }
-            for j in 0..npanels {
-                let bp = b.get(j * NR * k..(j + 1) * NR * k).ok_or(Error::Internal)?;
-                if !micro_kernel(k, ap, bp, &mut tile) {
-                    return Err(Error::Internal);
-                }
-                let n0 = j * NR;
-                let nv = (ncols - n0).min(NR);
-                let mut coloff = [0usize; NR];
-                for (nn, off) in coloff.iter_mut().enumerate().take(nv) {
-                    let p = n0 + nn;
-                    let oy = t0 + p / ow;
-                    let ox = p % ow;
-                    let row = (oy * g.out_step + g.out_y0)
-                        .checked_sub(dst.row_origin)
+        let acc = if nkb > 1 {
+            c.get_mut(..mpanels * npanels * MR * NR)
+                .ok_or(Error::Internal)?
+        } else {
+            &mut [][..]
+        };
+        for kb in 0..nkb {
+            let c0 = kb * kcc;
+            let c1 = (c0 + kcc).min(g.cin);
+            let kc = (c1 - c0) * g.ntaps;
+            let koff = c0 * g.ntaps;
+            let last = kb + 1 == nkb;
+            pack_b(g, src, t0, t1, c0, c1, b, prow)?;
+            for i in 0..mpanels {
+                let base = i * MR * k;
+                let ap = &a[base + koff * MR..base + (koff + kc) * MR];
+                for j in 0..npanels {
+                    let bp = b
+                        .get(j * NR * kc..(j + 1) * NR * kc)
                         .ok_or(Error::Internal)?;
-                    *off = row * dst.row_stride + ox * g.out_step + g.out_x0;
-                }
-                for mm in 0..mv {
-                    let base = (m0 + mm) * dst.chan_stride;
-                    let trow = &tile[mm * NR..mm * NR + nv];
-                    for (&v, &off) in trow.iter().zip(&coloff[..nv]) {
-                        let v = act.apply(v + bias_v[mm]);
-                        *dst.data.get_mut(base + off).ok_or(Error::Internal)? = D::from_f32(v);
+                    if !micro_kernel(kc, ap, bp, &mut tile) {
+                        return Err(Error::Internal);
+                    }
+                    if nkb > 1 {
+                        let cb = acc
+                            .get_mut((i * npanels + j) * MR * NR..(i * npanels + j + 1) * MR * NR)
+                            .ok_or(Error::Internal)?;
+                        if kb == 0 {
+                            cb.copy_from_slice(&tile);
+                        } else {
+                            for (x, &t) in cb.iter_mut().zip(&tile) {
+                                *x += t;
+                            }
+                            if last {
+                                tile.copy_from_slice(cb);
+                            }
+                        }
+                    }
+                    if last {
+                        store_tile(g, dst, &tile, bias, act, i * MR, j * NR, t0, ncols)?;
                     }
                 }
             }
         }
         t0 = t1;
+    }
+    Ok(())
+}
+
+/// Direct convolution for very few output channels (the head's `ngf → 1..4`, the input
+/// offset layer's `1 → 2`): with `M` this small, im2col packing would cost more than the
+/// GEMM it feeds, so each output row accumulates `w · padded_row` slices instead (still
+/// reading the packed A, f32 accumulation). The accumulator rows live in `b`.
+#[allow(clippy::too_many_arguments)]
+fn conv_rows_direct<S: RowSource, D: StoreElem>(
+    g: &ConvGeom,
+    src: &mut S,
+    a: &[f32],
+    bias: &[u8],
+    act: Activation,
+    rows: Range<usize>,
+    b: &mut [f32],
+    prow: &mut [f32],
+    c: &mut [f32],
+    dst: &mut Dst<'_, D>,
+) -> Result<(), Error> {
+    let k = g.k();
+    let ow = g.out_w;
+    let s = g.stride;
+    let cout = g.cout;
+    let a = a.get(..packed_a_len(cout, k)).ok_or(Error::Internal)?;
+    let prow = prow.get_mut(..g.padded_w()).ok_or(Error::Internal)?;
+    for oy in rows.start..rows.end.min(g.out_h) {
+        let (lo, hi) = g.input_rows(oy, oy + 1);
+        src.prepare(lo, hi, b, c)?;
+        let acc = b.get_mut(..cout * ow).ok_or(Error::Internal)?;
+        acc.fill(0.0);
+        for ci in 0..g.cin {
+            let mut cur_ty = usize::MAX;
+            for (t, tap) in g.taps().iter().enumerate() {
+                let ty = tap.ty as usize;
+                if ty != cur_ty {
+                    cur_ty = ty;
+                    fill_padded_row(g, src, ci, oy * s + ty, prow)?;
+                }
+                let tx = tap.tx as usize;
+                let kk = ci * g.ntaps + t;
+                for (co, accr) in acc.chunks_exact_mut(ow).enumerate() {
+                    let wv = a[(co / MR) * MR * k + kk * MR + co % MR];
+                    if s == 1 {
+                        for (x, &v) in accr.iter_mut().zip(&prow[tx..tx + ow]) {
+                            *x += wv * v;
+                        }
+                    } else {
+                        for (ox, x) in accr.iter_mut().enumerate() {
+                            *x += wv * prow[ox * s + tx];
+                        }
+                    }
+                }
+            }
+        }
+        let row = (oy * g.out_step + g.out_y0)
+            .checked_sub(dst.row_origin)
+            .ok_or(Error::Internal)?;
+        for (co, accr) in acc.chunks_exact(ow).enumerate() {
+            let bv = f32_le(bias, co).ok_or(Error::Internal)?;
+            let base = co * dst.chan_stride + row * dst.row_stride + g.out_x0;
+            for (ox, &v) in accr.iter().enumerate() {
+                let i = base + ox * g.out_step;
+                *dst.data.get_mut(i).ok_or(Error::Internal)? = D::from_f32(act.apply(v + bv));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The epilogue: `act(tile + bias)` for the valid rows/columns of the `MR × NR` tile at
+/// output channel `m0`, tile pixel `n0`, stored at each pixel's destination.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn store_tile<D: StoreElem>(
+    g: &ConvGeom,
+    dst: &mut Dst<'_, D>,
+    tile: &[f32; MR * NR],
+    bias: &[u8],
+    act: Activation,
+    m0: usize,
+    n0: usize,
+    t0: usize,
+    ncols: usize,
+) -> Result<(), Error> {
+    let ow = g.out_w;
+    let mv = (g.cout - m0).min(MR);
+    let nv = (ncols - n0).min(NR);
+    let mut coloff = [0usize; NR];
+    for (nn, off) in coloff.iter_mut().enumerate().take(nv) {
+        let p = n0 + nn;
+        let oy = t0 + p / ow;
+        let ox = p % ow;
+        let row = (oy * g.out_step + g.out_y0)
+            .checked_sub(dst.row_origin)
+            .ok_or(Error::Internal)?;
+        *off = row * dst.row_stride + ox * g.out_step + g.out_x0;
+    }
+    for mm in 0..mv {
+        let bv = f32_le(bias, m0 + mm).ok_or(Error::Internal)?;
+        let base = (m0 + mm) * dst.chan_stride;
+        let trow = &tile[mm * NR..mm * NR + nv];
+        for (&v, &off) in trow.iter().zip(&coloff[..nv]) {
+            let v = act.apply(v + bv);
+            *dst.data.get_mut(base + off).ok_or(Error::Internal)? = D::from_f32(v);
+        }
     }
     Ok(())
 }

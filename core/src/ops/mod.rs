@@ -17,7 +17,7 @@ use conv::{conv_rows, pack_a, ConvGeom, Dst, MapSource};
 use resample::{offs_len, offset_geom, offset_layer_full, OffsetWork};
 
 use crate::error::Error;
-use crate::plan::{f32_region_bytes, Bump, ALIGN};
+use crate::plan::{f32_region_bytes, Bump, ALIGN, MAX_SIZE};
 
 /// A plain 2-D convolution's shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,16 +32,41 @@ pub struct Conv2d {
     pub width: usize,
     /// Kernel side (1..=7).
     pub kernel: usize,
-    /// Stride (≥ 1).
+    /// Stride (1..=8).
     pub stride: usize,
-    /// Padding on every side (reflect needs `padding < height, width`).
+    /// Padding on every side (0..=7; reflect needs `padding < height, width`).
     pub padding: usize,
     /// Padding mode.
     pub pad_mode: Padding,
 }
 
+/// Largest channel count the building-block wrappers accept (the generator's widest layer
+/// has `2 · 4 · MAX_NGF` offset channels).
+pub const MAX_CHANNELS: usize = 8192;
+
+/// Rejects shapes whose buffer sizes could overflow.
+fn check_dims(channels: &[usize], h: usize, w: usize) -> Result<(), Error> {
+    let ok_ch = channels.iter().all(|&c| (1..=MAX_CHANNELS).contains(&c));
+    if !ok_ch || h == 0 || w == 0 || h > MAX_SIZE || w > MAX_SIZE {
+        return Err(Error::BadShape);
+    }
+    // Largest product any buffer of these ops takes, in u64.
+    let big = MAX_CHANNELS as u64 * 49 * h as u64 * w as u64 * 16;
+    usize::try_from(big)
+        .map(|_| ())
+        .map_err(|_| Error::BadShape)
+}
+
 impl Conv2d {
     fn geom(&self) -> Result<ConvGeom, Error> {
+        check_dims(
+            &[self.in_channels, self.out_channels],
+            self.height,
+            self.width,
+        )?;
+        if self.padding > 7 || self.stride > 8 {
+            return Err(Error::BadShape);
+        }
         ConvGeom::conv(
             self.in_channels,
             self.out_channels,
@@ -102,10 +127,7 @@ pub fn conv2d(
         });
     }
     let mut bump = Bump::new(scratch)?;
-    let [na, nb, nr] = g.parts();
-    let a = bump.f32s(na)?;
-    let b = bump.f32s(nb)?;
-    let prow = bump.f32s(nr)?;
+    let [a, b, prow, c] = bump.conv_work(g.parts())?;
     pack_a(&g, weight, a)?;
     let mut src = MapSource {
         data: input,
@@ -118,7 +140,7 @@ pub fn conv2d(
         row_stride: g.out_w,
         row_origin: 0,
     };
-    conv_rows(&g, &mut src, a, bias, act, 0..g.out_h, b, prow, &mut dst)
+    conv_rows(&g, &mut src, a, bias, act, 0..g.out_h, b, prow, c, &mut dst)
 }
 
 /// PyTorch's `ConvTranspose2d` output size (dilation 1):
@@ -133,8 +155,8 @@ pub const fn conv_transpose2d_output_size(
     (size.saturating_sub(1) * stride + kernel + output_padding).saturating_sub(2 * padding)
 }
 
-fn up_parts(cin: usize, cout: usize, h: usize, w: usize) -> [usize; 3] {
-    let mut m = [0; 3];
+fn up_parts(cin: usize, cout: usize, h: usize, w: usize) -> [usize; 4] {
+    let mut m = [0; 4];
     for py in 0..2 {
         for px in 0..2 {
             let p = ConvGeom::up_phase(cin, cout, h, w, py, px).parts();
@@ -146,13 +168,19 @@ fn up_parts(cin: usize, cout: usize, h: usize, w: usize) -> [usize; 3] {
     m
 }
 
-pub(crate) fn up_work_parts(cin: usize, cout: usize, h: usize, w: usize) -> [usize; 3] {
+pub(crate) fn up_work_parts(cin: usize, cout: usize, h: usize, w: usize) -> [usize; 4] {
     up_parts(cin, cout, h, w)
 }
 
 /// Scratch bytes [`conv_transpose2d`] needs.
-pub fn conv_transpose2d_scratch_bytes(cin: usize, cout: usize, h: usize, w: usize) -> usize {
-    parts_bytes(&up_parts(cin, cout, h, w)) + ALIGN - 1
+pub fn conv_transpose2d_scratch_bytes(
+    cin: usize,
+    cout: usize,
+    h: usize,
+    w: usize,
+) -> Result<usize, Error> {
+    check_dims(&[cin, cout], h, w)?;
+    Ok(parts_bytes(&up_parts(cin, cout, h, w)) + ALIGN - 1)
 }
 
 /// Runs the four phases of a 3×3 stride-2 padding-1 output-padding-1 transposed conv.
@@ -166,10 +194,10 @@ pub(crate) fn conv_transpose_phases<T: conv::Elem, D: conv::StoreElem>(
     weight: &[u8],
     bias: &[u8],
     act: Activation,
-    work: [&mut [f32]; 3],
+    work: [&mut [f32]; 4],
     out: &mut [D],
 ) -> Result<(), Error> {
-    let [a, b, prow] = work;
+    let [a, b, prow, c] = work;
     for py in 0..2 {
         for px in 0..2 {
             let g = ConvGeom::up_phase(cin, cout, h, w, py, px);
@@ -180,7 +208,7 @@ pub(crate) fn conv_transpose_phases<T: conv::Elem, D: conv::StoreElem>(
                 row_stride: 2 * w,
                 row_origin: 0,
             };
-            conv_rows(&g, src, a, bias, act, 0..h, b, prow, &mut dst)?;
+            conv_rows(&g, src, a, bias, act, 0..h, b, prow, c, &mut dst)?;
         }
     }
     Ok(())
@@ -201,44 +229,28 @@ pub fn conv_transpose2d(
     scratch: &mut [u8],
     output: &mut [f32],
 ) -> Result<(), Error> {
-    if cin == 0 || cout == 0 || h == 0 || w == 0 {
-        return Err(Error::BadShape);
-    }
+    let needed = conv_transpose2d_scratch_bytes(cin, cout, h, w)?;
     check_len(input.len(), cin * h * w)?;
     check_len(output.len(), cout * 4 * h * w)?;
     check_len(weight.len(), 2 * cin * cout * 9)?;
     check_len(bias.len(), 4 * cout)?;
-    let needed = conv_transpose2d_scratch_bytes(cin, cout, h, w);
     if scratch.len() < needed {
         return Err(Error::ScratchTooSmall {
             needed,
             got: scratch.len(),
         });
     }
-    let [na, nb, nr] = up_parts(cin, cout, h, w);
     let mut bump = Bump::new(scratch)?;
-    let a = bump.f32s(na)?;
-    let b = bump.f32s(nb)?;
-    let prow = bump.f32s(nr)?;
+    let work = bump.conv_work(up_parts(cin, cout, h, w))?;
     let mut src = MapSource { data: input, h, w };
-    conv_transpose_phases(
-        cin,
-        cout,
-        h,
-        w,
-        &mut src,
-        weight,
-        bias,
-        act,
-        [a, b, prow],
-        output,
-    )
+    conv_transpose_phases(cin, cout, h, w, &mut src, weight, bias, act, work, output)
 }
 
-fn offset_parts(c: usize, h: usize, w: usize) -> Result<[usize; 4], Error> {
+fn offset_parts(c: usize, h: usize, w: usize) -> Result<[usize; 5], Error> {
+    check_dims(&[2 * c.min(MAX_CHANNELS)], h, w)?;
     let g = offset_geom(c, h, w).ok_or(Error::BadShape)?;
-    let [a, b, r] = g.parts();
-    Ok([a, b, r, offs_len(&g)])
+    let [a, b, r, acc] = g.parts();
+    Ok([a, b, r, acc, offs_len(&g)])
 }
 
 /// Scratch bytes [`offset_layer`] needs.
@@ -272,22 +284,19 @@ pub fn offset_layer(
             got: scratch.len(),
         });
     }
-    let [na, nb, nr, no] = offset_parts(c, h, w)?;
+    let [na, nb, nr, nc, no] = offset_parts(c, h, w)?;
     let mut bump = Bump::new(scratch)?;
-    let a = bump.f32s(na)?;
-    let b = bump.f32s(nb)?;
-    let prow = bump.f32s(nr)?;
+    let [a, b, prow, acc] = bump.conv_work([na, nb, nr, nc])?;
     let offs = bump.f32s(no)?;
     pack_a(&g, weight, a)?;
     let x = MapSource { data: input, h, w };
     let mut work = OffsetWork {
         a,
         bias,
-        b,
         prow,
         offs,
     };
-    offset_layer_full(&g, &x, &mut work, output)
+    offset_layer_full(&g, &x, &mut work, b, acc, output)
 }
 
 /// Bilinear resampling with border clamping and explicit offsets: `offsets` is
@@ -300,9 +309,7 @@ pub fn resample(
     offsets: &[f32],
     output: &mut [f32],
 ) -> Result<(), Error> {
-    if c == 0 || h == 0 || w == 0 {
-        return Err(Error::BadShape);
-    }
+    check_dims(&[2 * c.min(MAX_CHANNELS)], h, w)?;
     check_len(input.len(), c * h * w)?;
     check_len(offsets.len(), 2 * c * h * w)?;
     check_len(output.len(), c * h * w)?;

@@ -90,17 +90,19 @@ pub(crate) struct OffsetWork<'a> {
     pub a: &'a [f32],
     /// f32 LE bias bytes.
     pub bias: &'a [u8],
-    pub b: &'a mut [f32],
     pub prow: &'a mut [f32],
     pub offs: &'a mut [f32],
 }
 
-/// Computes offsets for rows `y0..y1` in chunks and resamples them into `out`.
+/// Computes offsets for rows `y0..y1` in chunks (GEMM buffers `b` and `c`, see
+/// [`ConvGeom::parts`]) and resamples them into `out`.
 #[allow(clippy::too_many_arguments)]
 fn offsets_and_resample<T: Elem, D: StoreElem>(
     g: &ConvGeom,
     x: &MapSource<'_, T>,
     work: &mut OffsetWork<'_>,
+    b: &mut [f32],
+    c: &mut [f32],
     y0: usize,
     y1: usize,
     out: &mut [D],
@@ -125,8 +127,9 @@ fn offsets_and_resample<T: Elem, D: StoreElem>(
             work.bias,
             Activation::None,
             y..e,
-            work.b,
+            &mut *b,
             work.prow,
+            &mut *c,
             &mut dst,
         )?;
         resample_rows(x, g.cin, work.offs, chunk, y, e - y, out, chan_stride, slot)?;
@@ -140,15 +143,19 @@ pub(crate) fn offset_layer_full<T: Elem, D: StoreElem>(
     g: &ConvGeom,
     x: &MapSource<'_, T>,
     work: &mut OffsetWork<'_>,
+    b: &mut [f32],
+    c: &mut [f32],
     out: &mut [D],
 ) -> Result<(), Error> {
     let plane = x.h * x.w;
-    offsets_and_resample(g, x, work, 0, x.h, out, plane, &|y| y)
+    offsets_and_resample(g, x, work, b, c, 0, x.h, out, plane, &|y| y)
 }
 
 /// A [`RowSource`] that yields the offset layer's output rows on demand: rows are
 /// computed once (offset conv over the input rows ±1, then bilinear sampling) into a
-/// ring buffer of `cap` rows per channel.
+/// ring buffer of `cap` rows per channel. The offset conv uses the consuming conv's
+/// packed-B and accumulator buffers (lent through `prepare`; that conv refills them right
+/// after), so the two convs never need separate GEMM buffers.
 pub(crate) struct OffsetSource<'a, T> {
     pub x: MapSource<'a, T>,
     pub geom: ConvGeom,
@@ -183,7 +190,13 @@ impl<'a, T: Elem> OffsetSource<'a, T> {
 impl<T: Elem> RowSource for OffsetSource<'_, T> {
     type E = f32;
 
-    fn prepare(&mut self, lo: usize, hi: usize) -> Result<(), Error> {
+    fn prepare(
+        &mut self,
+        lo: usize,
+        hi: usize,
+        tmp_b: &mut [f32],
+        tmp_c: &mut [f32],
+    ) -> Result<(), Error> {
         if hi <= lo {
             return Ok(());
         }
@@ -202,6 +215,8 @@ impl<T: Elem> RowSource for OffsetSource<'_, T> {
                 &self.geom,
                 &self.x,
                 &mut self.work,
+                tmp_b,
+                tmp_c,
                 self.done_hi,
                 hi,
                 &mut *self.ring,
