@@ -5,10 +5,13 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use crate::device::Device;
 use crate::fault::FaultArgs;
 use crate::flash::{build_image, region_of, FlashImage, FLASH_MAGIC};
+use crate::golden::read_bundle;
 use crate::inspect::Inspection;
 use crate::profile::{human_bytes, parse_size, DeviceProfile, NAMED_PROFILES};
+use crate::verify::{MAX_ABS_TOLERANCE, REL_L2_TOLERANCE};
 
 /// Simulates the scanner-attached device that runs the dicyc generator.
 #[derive(Debug, Parser)]
@@ -74,6 +77,25 @@ pub enum Command {
         #[arg(long, short)]
         output: PathBuf,
     },
+    /// Run a golden bundle (from `trainer export`) on the device and compare both passes
+    /// with libtorch's outputs; exits non-zero beyond rel L2 1e-2 or max abs 3e-2.
+    Verify {
+        /// The flash image.
+        #[arg(long)]
+        image: PathBuf,
+        /// The golden bundle directory.
+        #[arg(long)]
+        golden: PathBuf,
+        /// The device.
+        #[command(flatten)]
+        profile: ProfileArgs,
+        /// Corrupt the image before loading it.
+        #[command(flatten)]
+        faults: FaultArgs,
+        /// Also write the report as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
 }
 
 impl Cli {
@@ -81,6 +103,19 @@ impl Cli {
     pub fn run(self) -> anyhow::Result<()> {
         match self.command {
             Command::Inspect { file, json, faults } => inspect(&file, json, &faults),
+            Command::Verify {
+                image,
+                golden,
+                profile,
+                faults,
+                json,
+            } => verify(
+                &image,
+                &golden,
+                &profile.resolve()?,
+                &faults,
+                json.as_deref(),
+            ),
             Command::Profiles => {
                 println!("{:<10} {:>10} {:>10}  use", "profile", "flash", "RAM");
                 for (name, flash, ram, what) in NAMED_PROFILES {
@@ -199,5 +234,55 @@ fn inspect(path: &Path, json: bool, faults: &FaultArgs) -> anyhow::Result<()> {
         }
         print!("{inspection}");
     }
+    Ok(())
+}
+
+fn verify(
+    image_path: &Path,
+    golden: &Path,
+    profile: &DeviceProfile,
+    faults: &FaultArgs,
+    json: Option<&Path>,
+) -> anyhow::Result<()> {
+    let image = read_with_faults(image_path, faults)?;
+    let mut device = Device::boot(&image, profile)
+        .with_context(|| format!("loading {}", image_path.display()))?;
+    let (manifest, slices) = read_bundle(golden)?;
+    let crc = format!("{:08x}", device.image().weights.crc32c());
+    anyhow::ensure!(
+        manifest.weights_crc32c == crc,
+        "the golden bundle {} was made for the weight file with CRC {}, the image holds {crc}",
+        golden.display(),
+        manifest.weights_crc32c
+    );
+    let report = crate::verify::verify(&mut device, &slices)?;
+    for (name, pass) in [
+        ("deformed", &report.deformed),
+        ("undeformed", &report.undeformed),
+    ] {
+        println!(
+            "verify {name:<10} rel_l2={:.3e} max_abs={:.3e} psnr={:.1} dB over {} slices: {}",
+            pass.rel_l2,
+            pass.max_abs,
+            pass.psnr_db,
+            pass.slices,
+            if pass.passes() { "ok" } else { "FAIL" }
+        );
+    }
+    println!(
+        "verify: peak scratch {} ({} B), peak RAM {} of {}, {:.1} ms per slice and pass",
+        human_bytes(report.peak_scratch_bytes as u64),
+        report.peak_scratch_bytes,
+        human_bytes(report.peak_ram_bytes as u64),
+        human_bytes(profile.ram_bytes),
+        report.mean_ms_per_slice
+    );
+    if let Some(path) = json {
+        write_atomically(path, serde_json::to_string_pretty(&report)?.as_bytes())?;
+    }
+    anyhow::ensure!(
+        report.passes(),
+        "the device's output differs from libtorch's beyond tolerance (rel L2 <= {REL_L2_TOLERANCE}, max abs <= {MAX_ABS_TOLERANCE})"
+    );
     Ok(())
 }

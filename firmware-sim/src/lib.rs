@@ -5,7 +5,10 @@
 //! correct before any device is touched. It links no libtorch.
 
 pub mod cli;
+pub mod device;
 pub mod fault;
 pub mod flash;
+pub mod golden;
 pub mod inspect;
 pub mod profile;
+pub mod verify;

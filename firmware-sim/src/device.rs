@@ -1,0 +1,139 @@
+//! The simulated device: a flash image read in place and one fixed block of RAM.
+//!
+//! At boot the device validates its flash image and allocates its RAM once, the profile's
+//! size. Every slice then runs entirely inside that block: input slice, output slice and
+//! the core's scratch are carved from it, and nothing else is allocated on the inference
+//! path — as on the real accelerator.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use dicyc_core::{required_scratch_bytes, synthesize, ModelConfig, Pass};
+
+use crate::flash::FlashImage;
+use crate::profile::{human_bytes, DeviceProfile};
+
+/// Byte pattern the scratch is painted with, to measure how much of it a slice touched.
+const CANARY: u8 = 0xa5;
+
+/// What running one slice took.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SliceStats {
+    /// Scratch the core asked for (`required_scratch_bytes`).
+    pub scratch_bytes: usize,
+    /// RAM in use: scratch + input + output.
+    pub ram_bytes: usize,
+    /// Wall time of the core's `synthesize`.
+    pub elapsed: Duration,
+}
+
+/// A booted device.
+pub struct Device<'a> {
+    image: FlashImage<'a>,
+    profile: DeviceProfile,
+    /// The whole RAM, as f32 so that the input and output views are aligned.
+    ram: Vec<f32>,
+}
+
+impl<'a> Device<'a> {
+    /// Validates the image (every byte checksummed) and allocates the profile's RAM.
+    pub fn boot(image_bytes: &'a [u8], profile: &DeviceProfile) -> anyhow::Result<Device<'a>> {
+        let image = FlashImage::new_checked(image_bytes)
+            .context("the device refuses to boot this flash image")?;
+        if image.image_len as u64 > profile.flash_bytes {
+            bail!(
+                "the flash image ({}) is larger than {}'s flash",
+                human_bytes(image.image_len as u64),
+                profile
+            );
+        }
+        // Whole f32 words; up to 3 bytes of rounding that no slice may use (checked below).
+        let words = usize::try_from(profile.ram_bytes.div_ceil(4))
+            .context("RAM size does not fit in memory")?;
+        Ok(Device {
+            image,
+            profile: profile.clone(),
+            ram: vec![0f32; words],
+        })
+    }
+
+    /// The generator's configuration.
+    pub fn config(&self) -> ModelConfig {
+        self.image.weights.config()
+    }
+
+    /// The validated flash image.
+    pub fn image(&self) -> &FlashImage<'a> {
+        &self.image
+    }
+
+    /// Runs one CHW slice (in the generator's range) through the core within the device RAM.
+    pub fn run_slice(
+        &mut self,
+        input: &[f32],
+        height: usize,
+        width: usize,
+        pass: Pass,
+        output: &mut [f32],
+    ) -> anyhow::Result<SliceStats> {
+        let config = self.config();
+        let n_in = config.in_channels as usize * height * width;
+        let n_out = config.out_channels as usize * height * width;
+        let scratch_bytes = required_scratch_bytes(&config, height, width).map_err(|err| {
+            anyhow::anyhow!("the core cannot run a {height}x{width} slice: {err}")
+        })?;
+        let ram_bytes = scratch_bytes + 4 * (n_in + n_out);
+        if ram_bytes as u64 > self.profile.ram_bytes {
+            bail!(
+                "a {height}x{width} slice needs {} of RAM, {} has {}: {} short",
+                human_bytes(ram_bytes as u64),
+                self.profile.name,
+                human_bytes(self.profile.ram_bytes),
+                human_bytes(ram_bytes as u64 - self.profile.ram_bytes)
+            );
+        }
+        let (io, rest) = self.ram.split_at_mut(n_in + n_out);
+        let (device_in, device_out) = io.split_at_mut(n_in);
+        device_in.copy_from_slice(input);
+        let scratch = &mut bytemuck::cast_slice_mut::<f32, u8>(rest)[..scratch_bytes];
+        let start = Instant::now();
+        synthesize(
+            &self.image.weights,
+            device_in,
+            height,
+            width,
+            pass,
+            scratch,
+            device_out,
+        )
+        .map_err(|err| anyhow::anyhow!("the core refused the slice: {err}"))?;
+        let elapsed = start.elapsed();
+        output.copy_from_slice(device_out);
+        Ok(SliceStats {
+            scratch_bytes,
+            ram_bytes,
+            elapsed,
+        })
+    }
+
+    /// Measures the scratch a slice really touches: paints the RAM with a canary, runs the
+    /// slice, and finds the last byte that changed. Must be ≤ what the core asked for.
+    pub fn measure_scratch_touched(
+        &mut self,
+        input: &[f32],
+        height: usize,
+        width: usize,
+        pass: Pass,
+    ) -> anyhow::Result<usize> {
+        let config = self.config();
+        let n_io = (config.in_channels + config.out_channels) as usize * height * width;
+        bytemuck::cast_slice_mut::<f32, u8>(&mut self.ram).fill(CANARY);
+        let mut output = vec![0f32; config.out_channels as usize * height * width];
+        self.run_slice(input, height, width, pass, &mut output)?;
+        let scratch = &bytemuck::cast_slice::<f32, u8>(&self.ram)[n_io * 4..];
+        Ok(scratch
+            .iter()
+            .rposition(|&b| b != CANARY)
+            .map_or(0, |last| last + 1))
+    }
+}

@@ -1,0 +1,269 @@
+//! The device simulation: corruption of a flash image is always caught, profiles refuse
+//! what does not fit (and accept what fits exactly), and `verify` can fail.
+
+use std::process::Command;
+
+use dicyc_core::format::{file_size, write_weight_file, Normalization};
+use dicyc_core::{ModelConfig, OffsetLayers, Pass};
+use dicyc_firmware_sim::device::Device;
+use dicyc_firmware_sim::flash::{build_image, ram_needed, FlashImage};
+use dicyc_firmware_sim::golden::{read_bundle, BundleWriter};
+use dicyc_firmware_sim::profile::DeviceProfile;
+use proptest::prelude::*;
+
+const SIDE: usize = 16;
+
+fn config() -> ModelConfig {
+    ModelConfig {
+        in_channels: 1,
+        out_channels: 1,
+        ngf: 2,
+        n_blocks: 1,
+        offset_layers: OffsetLayers::ALL,
+    }
+}
+
+/// A small generator with deterministic pseudo-random weights; `scale` > 1 perturbs them.
+fn weight_file(seed: u32, scale: f32) -> Vec<u8> {
+    let config = config();
+    let mut bytes = vec![0u8; file_size(&config).unwrap()];
+    let mut state = seed;
+    write_weight_file(&mut bytes, &config, &Normalization::IDENTITY, |_, sink| {
+        while sink.remaining() > 0 {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            sink.push(scale * ((state >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * 0.4)?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    bytes
+}
+
+fn roomy() -> DeviceProfile {
+    DeviceProfile {
+        name: "test".into(),
+        flash_bytes: 1 << 20,
+        ram_bytes: 1 << 20,
+    }
+}
+
+fn image() -> Vec<u8> {
+    build_image(&weight_file(1, 1.0), &roomy(), SIDE, SIDE).unwrap()
+}
+
+fn input() -> Vec<f32> {
+    (0..SIDE * SIDE)
+        .map(|i| ((i * 37 % 101) as f32 / 50.0 - 1.0) * 0.9)
+        .collect()
+}
+
+#[test]
+fn every_single_bit_flip_in_an_image_is_detected() {
+    let pristine = image();
+    assert!(FlashImage::new_checked(&pristine).is_ok());
+    let mut image = pristine.clone();
+    for bit in 0..image.len() * 8 {
+        image[bit / 8] ^= 1 << (bit % 8);
+        assert!(
+            FlashImage::new_checked(&image).is_err(),
+            "flip of bit {bit} went undetected"
+        );
+        image[bit / 8] ^= 1 << (bit % 8);
+    }
+}
+
+#[test]
+fn every_truncation_is_detected() {
+    let image = image();
+    for len in 0..image.len() {
+        assert!(
+            FlashImage::new_checked(&image[..len]).is_err(),
+            "truncation to {len} bytes went undetected"
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn random_multi_bit_faults_are_detected(seed in any::<u64>(), n in 1usize..64) {
+        let mut image = image();
+        dicyc_firmware_sim::fault::flip_bits(&mut image, n, seed);
+        prop_assert!(FlashImage::new_checked(&image).is_err());
+    }
+
+    #[test]
+    fn a_device_never_boots_a_corrupted_image(bit in 0usize..8 * 10_000) {
+        let mut image = image();
+        let bit = bit % (image.len() * 8);
+        image[bit / 8] ^= 1 << (bit % 8);
+        prop_assert!(Device::boot(&image, &roomy()).is_err());
+    }
+}
+
+#[test]
+fn a_profile_that_fits_exactly_runs_and_one_byte_less_is_refused() {
+    let weights = weight_file(1, 1.0);
+    let file = dicyc_core::WeightFile::new_checked(&weights).unwrap();
+    let ram = ram_needed(&file, SIDE, SIDE).unwrap();
+    let image_len = build_image(&weights, &roomy(), SIDE, SIDE).unwrap().len() as u64;
+
+    let exact = DeviceProfile {
+        name: "exact".into(),
+        flash_bytes: image_len,
+        ram_bytes: ram,
+    };
+    let image = build_image(&weights, &exact, SIDE, SIDE).unwrap();
+    let mut device = Device::boot(&image, &exact).unwrap();
+    let mut output = vec![0f32; SIDE * SIDE];
+    let stats = device
+        .run_slice(&input(), SIDE, SIDE, Pass::Deformed, &mut output)
+        .unwrap();
+    assert_eq!(stats.ram_bytes as u64, ram);
+    assert!(output.iter().all(|v| v.is_finite() && v.abs() <= 1.0));
+    let touched = device
+        .measure_scratch_touched(&input(), SIDE, SIDE, Pass::Deformed)
+        .unwrap();
+    assert!(
+        touched > 0 && touched <= stats.scratch_bytes,
+        "touched {touched} of {}",
+        stats.scratch_bytes
+    );
+
+    let small_flash = DeviceProfile {
+        flash_bytes: image_len - 1,
+        ..exact.clone()
+    };
+    let err = build_image(&weights, &small_flash, SIDE, SIDE)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("does not fit") && err.contains("1 B too large"),
+        "{err}"
+    );
+    let small_ram = DeviceProfile {
+        ram_bytes: ram - 1,
+        ..exact.clone()
+    };
+    let err = build_image(&weights, &small_ram, SIDE, SIDE)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("1 B short"), "{err}");
+    // A device whose RAM shrank after flashing refuses the slice instead of overrunning.
+    let mut device = Device::boot(&image, &small_ram).unwrap();
+    let err = device
+        .run_slice(&input(), SIDE, SIDE, Pass::Undeformed, &mut output)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("short"), "{err}");
+}
+
+/// A golden bundle computed with one set of weights, replayed on a device with `image`.
+fn verify_cli(reference_weights: &[u8], image: &[u8]) -> std::process::Output {
+    let dir = std::env::temp_dir().join(format!(
+        "dicyc-verify-{}-{}",
+        std::process::id(),
+        image.len() ^ reference_weights[200] as usize
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // The reference outputs come from the core on the reference weights.
+    let reference_image = build_image(reference_weights, &roomy(), SIDE, SIDE).unwrap();
+    let mut reference = Device::boot(&reference_image, &roomy()).unwrap();
+    let image_crc = FlashImage::new_checked(image).unwrap().weights.crc32c();
+    let mut bundle = BundleWriter::create(&dir.join("golden"), image_crc, 1, 1).unwrap();
+    for k in 0..2 {
+        let x: Vec<f32> = input().iter().map(|v| v * (1.0 - 0.3 * k as f32)).collect();
+        let mut deformed = vec![0f32; SIDE * SIDE];
+        let mut undeformed = vec![0f32; SIDE * SIDE];
+        reference
+            .run_slice(&x, SIDE, SIDE, Pass::Deformed, &mut deformed)
+            .unwrap();
+        reference
+            .run_slice(&x, SIDE, SIDE, Pass::Undeformed, &mut undeformed)
+            .unwrap();
+        bundle
+            .add(
+                &format!("slice {k}"),
+                SIDE,
+                SIDE,
+                &x,
+                &deformed,
+                &undeformed,
+            )
+            .unwrap();
+    }
+    bundle.finish().unwrap();
+    assert_eq!(read_bundle(&dir.join("golden")).unwrap().1.len(), 2);
+    std::fs::write(dir.join("image.flash"), image).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_firmware-sim"))
+        .args(["verify", "--profile", "edge-8m", "--image"])
+        .arg(dir.join("image.flash"))
+        .arg("--golden")
+        .arg(dir.join("golden"))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn verify_passes_on_the_same_weights_and_fails_on_perturbed_ones() {
+    let weights = weight_file(1, 1.0);
+    let out = verify_cli(
+        &weights,
+        &build_image(&weights, &roomy(), SIDE, SIDE).unwrap(),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("verify deformed") && stdout.contains("ok"),
+        "{stdout}"
+    );
+
+    // Same architecture, weights scaled by 1.5: the device output must be flagged.
+    let perturbed = weight_file(1, 1.5);
+    let out = verify_cli(
+        &weights,
+        &build_image(&perturbed, &roomy(), SIDE, SIDE).unwrap(),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success(),
+        "perturbed weights passed verify:\n{stdout}"
+    );
+    assert!(stdout.contains("FAIL"), "{stdout}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("beyond tolerance"));
+}
+
+#[test]
+fn faults_injected_on_the_command_line_are_reported_and_refused() {
+    let dir = std::env::temp_dir().join(format!("dicyc-faults-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("image.flash");
+    std::fs::write(&path, image()).unwrap();
+    for args in [
+        vec!["--flip-bits", "3", "--seed", "9"],
+        vec!["--truncate", "1000"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_firmware-sim"))
+            .arg("inspect")
+            .arg(&path)
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "fault {args:?} not detected");
+        assert!(stderr.contains("fault:"), "{stderr}");
+        assert!(stderr.contains("not a valid flash image"), "{stderr}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_firmware-sim"))
+        .arg("inspect")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("dicyc flash image"));
+}
