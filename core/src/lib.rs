@@ -21,4 +21,4 @@ pub use config::{
 pub use error::Error;
 pub use format::{FormatError, Normalization, TensorView, WeightFile, WriteError};
 pub use generator::{synthesize, Pass, Weights};
-pub use plan::required_scratch_bytes;
+pub use plan::{layer_by_layer_minimum_bytes, required_scratch_bytes};

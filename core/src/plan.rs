@@ -326,6 +326,30 @@ pub fn required_scratch_bytes(
     Ok(p.total + ALIGN - 1)
 }
 
+/// The layer-by-layer lower bound the scratch is measured against (DESIGN §4): the largest
+/// fp16 input + output pair of any conv layer of the generator at `height × width`
+/// (offset layers are not counted as layers: the plan fuses them into the next conv).
+pub fn layer_by_layer_minimum_bytes(
+    config: &ModelConfig,
+    height: usize,
+    width: usize,
+) -> Result<usize, Error> {
+    let g = Geoms::new(config, height, width)?;
+    let (full, half, quarter) = (g.h * g.w, (g.h / 2) * (g.w / 2), (g.h / 4) * (g.w / 4));
+    let ngf = g.ngf;
+    // (input elements, output elements) of stem, down.0, down.1, a block conv, up.0, up.1, head.
+    let pairs = [
+        (g.cin * full, ngf * full),
+        (ngf * full, 2 * ngf * half),
+        (2 * ngf * half, 4 * ngf * quarter),
+        (4 * ngf * quarter, 4 * ngf * quarter),
+        (4 * ngf * quarter, 2 * ngf * half),
+        (2 * ngf * half, ngf * full),
+        (ngf * full, g.cout * full),
+    ];
+    Ok(pairs.iter().map(|(i, o)| 2 * (i + o)).max().unwrap_or(0))
+}
+
 /// Aligns the start of `bytes` to [`ALIGN`].
 pub(crate) fn align(bytes: &mut [u8]) -> Result<&mut [u8], Error> {
     let pad = bytes.as_ptr().align_offset(ALIGN);

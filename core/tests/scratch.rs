@@ -120,7 +120,8 @@ fn paper_size_fits_in_16_mib() {
     let need = required_scratch_bytes(&paper, 256, 256).unwrap();
     // Layer-by-layer minimum: the largest input + output pair of any layer, fp16 —
     // stem output (64·256²) + down.0 output (128·128²), and up.1 the same in reverse.
-    let minimum = (64 * 256 * 256 + 128 * 128 * 128) * 2;
+    let minimum = dicyc_core::layer_by_layer_minimum_bytes(&paper, 256, 256).unwrap();
+    assert_eq!(minimum, (64 * 256 * 256 + 128 * 128 * 128) * 2);
     eprintln!(
         "paper 256x256: required_scratch_bytes = {need} ({:.2} MiB); layer-by-layer minimum {minimum} ({:.2} MiB); ratio {:.3}",
         need as f64 / MIB,
