@@ -221,7 +221,7 @@ fn inspect(path: &Path, json: bool, faults: &FaultArgs) -> anyhow::Result<()> {
                 "planned_ram_bytes": image.planned_ram,
             });
         }
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        print_stdout(&format!("{}\n", serde_json::to_string_pretty(&value)?))?;
     } else {
         if let Some(image) = flash {
             println!(
@@ -232,7 +232,7 @@ fn inspect(path: &Path, json: bool, faults: &FaultArgs) -> anyhow::Result<()> {
                 human_bytes(image.planned_ram)
             );
         }
-        print!("{inspection}");
+        print_stdout(&inspection.to_string())?;
     }
     Ok(())
 }
@@ -285,4 +285,14 @@ fn verify(
         "the device's output differs from libtorch's beyond tolerance (rel L2 <= {REL_L2_TOLERANCE}, max abs <= {MAX_ABS_TOLERANCE})"
     );
     Ok(())
+}
+
+/// Prints a report; a closed pipe (`firmware-sim inspect X | head`) ends the output quietly
+/// instead of panicking.
+fn print_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
 }
