@@ -10,7 +10,10 @@ fn main() {
     let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     if os == "linux" || os == "windows" {
         if let Some(lib_dir) = std::env::var_os("DEP_TCH_LIBTORCH_LIB") {
-            println!("cargo:rustc-link-arg=-Wl,-rpath={}", lib_dir.to_string_lossy());
+            println!(
+                "cargo:rustc-link-arg=-Wl,-rpath={}",
+                lib_dir.to_string_lossy()
+            );
         }
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
         println!("cargo:rustc-link-arg=-ltorch");

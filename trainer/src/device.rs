@@ -3,7 +3,17 @@
 use tch::Device;
 
 /// The device the user asked for: `auto` picks the first CUDA GPU when libtorch sees one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceChoice {
     /// CUDA when available, else CPU.
@@ -33,11 +43,19 @@ impl DeviceChoice {
 /// One line describing what libtorch offers here, for logs and `trainer info`.
 pub fn describe() -> String {
     let cuda = if tch::Cuda::is_available() {
-        format!("CUDA available ({} device(s), cuDNN {})", tch::Cuda::device_count(), tch::Cuda::cudnn_is_available())
+        format!(
+            "CUDA available ({} device(s), cuDNN {})",
+            tch::Cuda::device_count(),
+            tch::Cuda::cudnn_is_available()
+        )
     } else {
         "CUDA not available".to_string()
     };
-    format!("libtorch {} ; {cuda}; {} CPU threads", tch_version(), tch::get_num_threads())
+    format!(
+        "libtorch {} ; {cuda}; {} CPU threads",
+        tch_version(),
+        tch::get_num_threads()
+    )
 }
 
 fn tch_version() -> &'static str {

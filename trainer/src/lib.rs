@@ -5,5 +5,11 @@
 //! the core's format through the core's own writer.
 
 pub mod cli;
+pub mod data;
 pub mod device;
+pub mod eval;
+pub mod export;
+pub mod loss;
+pub mod model;
 pub mod source;
+pub mod train;

@@ -14,7 +14,11 @@ pub trait UnpairedSlices {
     /// `batch` slices of domain A and, drawn independently, `batch` slices of domain B:
     /// `Kind::Float` CPU tensors `[batch, channels, height, width]`, already normalised into
     /// the generator's range and augmented.
-    fn next_batch(&mut self, batch: usize, rng: &mut ChaCha8Rng) -> anyhow::Result<(Tensor, Tensor)>;
+    fn next_batch(
+        &mut self,
+        batch: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> anyhow::Result<(Tensor, Tensor)>;
 
     /// How many draws make one epoch (e.g. the larger domain's number of slices).
     fn slices_per_epoch(&self) -> usize;

@@ -2,7 +2,12 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod data;
+pub mod eval;
+pub mod export;
 pub mod smoke;
+pub mod synth;
+pub mod train;
 
 /// Trains and evaluates DicycleGAN / CycleGAN and exports weights for the edge core.
 #[derive(Debug, Parser)]
@@ -20,6 +25,16 @@ pub enum Command {
     Info,
     /// One Adam step of a tiny offset layer (conv + grid_sampler_2d): proves libtorch works.
     Smoke(smoke::SmokeArgs),
+    /// Train DicycleGAN (or --model cyclegan) into a run directory, or --resume one.
+    Train(train::TrainArgs),
+    /// Build data sets: the simulated IXI-like benchmark, the deformation experiment.
+    Data(data::DataArgs),
+    /// Metrics (MSE, PSNR, SSIM) of synthesized volumes against ground truths: paper-style table.
+    Eval(eval::EvalArgs),
+    /// Synthesize NIfTI volumes with a trained generator (either direction, either pass).
+    Synth(synth::SynthArgs),
+    /// Quantize a checkpoint into the core's weight files (fp16) and write golden bundles.
+    Export(export::ExportArgs),
 }
 
 impl Cli {
@@ -31,6 +46,12 @@ impl Cli {
                 Ok(())
             }
             Command::Smoke(args) => smoke::run(&args).map(|report| println!("{report}")),
+            Command::Train(args) => train::run(&args)
+                .map(|(dir, summary)| println!("{}", train::describe(&dir, &summary))),
+            Command::Data(args) => data::run(&args),
+            Command::Eval(args) => eval::run(&args),
+            Command::Synth(args) => synth::run(&args),
+            Command::Export(args) => export::run(&args),
         }
     }
 }

@@ -52,15 +52,28 @@ impl fmt::Display for SmokeReport {
 
 /// Runs one Adam step of a tiny offset layer and reports the loss before and after.
 pub fn run(args: &SmokeArgs) -> anyhow::Result<SmokeReport> {
-    anyhow::ensure!(args.size >= 4, "--size must be at least 4, got {}", args.size);
+    anyhow::ensure!(
+        args.size >= 4,
+        "--size must be at least 4, got {}",
+        args.size
+    );
     let device = args.device.resolve()?;
     tch::manual_seed(args.seed);
     let vs = nn::VarStore::new(device);
-    let conv_cfg = nn::ConvConfig { padding: 1, ..Default::default() };
+    let conv_cfg = nn::ConvConfig {
+        padding: 1,
+        ..Default::default()
+    };
     let offsets = nn::conv2d(vs.root() / "offset", 1, 2, 3, conv_cfg);
-    let mut adam = nn::Adam { beta1: 0.5, beta2: 0.999, wd: 0.0, eps: 1e-8, amsgrad: false }
-        .build(&vs, 1e-2)
-        .context("building the Adam optimizer")?;
+    let mut adam = nn::Adam {
+        beta1: 0.5,
+        beta2: 0.999,
+        wd: 0.0,
+        eps: 1e-8,
+        amsgrad: false,
+    }
+    .build(&vs, 1e-2)
+    .context("building the Adam optimizer")?;
 
     let n = args.size;
     let image = Tensor::randn([1, 1, n, n], (Kind::Float, device));
@@ -91,5 +104,10 @@ pub fn run(args: &SmokeArgs) -> anyhow::Result<SmokeReport> {
         loss_before.is_finite() && loss_after.is_finite(),
         "non-finite loss in the smoke step: {loss_before} -> {loss_after}"
     );
-    Ok(SmokeReport { device: format!("{device:?}"), loss_before, loss_after, grad_norm })
+    Ok(SmokeReport {
+        device: format!("{device:?}"),
+        loss_before,
+        loss_after,
+        grad_norm,
+    })
 }

@@ -1,0 +1,343 @@
+//! `trainer data …`: build the simulated IXI-like benchmark and the deformation experiment.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use crate::data::deform::{FieldOptions, SmoothField};
+use crate::data::nifti_io::{self, list_volumes};
+use crate::data::resample::Outside;
+use crate::data::simulate::{self, Anatomy, SimOptions};
+use crate::data::template;
+
+/// `trainer data` arguments.
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    /// What to build.
+    #[command(subcommand)]
+    pub command: DataCommand,
+}
+
+/// The `trainer data` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Fetch the MNI ICBM152 2009a template (nilearn wheel via pip) into the cache.
+    FetchTemplate,
+    /// Simulate the IXI-like PD/T2 benchmark from the MNI ICBM152 2009a anatomy.
+    Simulate(SimulateArgs),
+    /// Apply one seeded, smooth, domain-specific deformation to a domain of a dataset and
+    /// write the source-aligned ground truths (the paper's Table 2 experiment).
+    Deform(DeformArgs),
+}
+
+/// `trainer data simulate`.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Output folder (created; must not already hold a benchmark unless --force).
+    #[arg(long, default_value = "data/ixi-sim")]
+    pub out: PathBuf,
+    /// Template folder (default: the cache, ${DICYC_CACHE:-~/.cache/dicyc}/mni_icbm152_2009a).
+    #[arg(long)]
+    pub template: Option<PathBuf>,
+    /// Do not download the template when it is not cached: fail instead.
+    #[arg(long)]
+    pub no_fetch: bool,
+    /// Seed of all randomness.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Training subjects.
+    #[arg(long, default_value_t = 38)]
+    pub train: usize,
+    /// Test subjects.
+    #[arg(long, default_value_t = 28)]
+    pub test: usize,
+    /// Axial slices per volume (2 mm each, centred on the brain).
+    #[arg(long, default_value_t = 32)]
+    pub slices: usize,
+    /// A quick demo/test set: 4 train, 2 test, 12 slices (overrides --train/--test/--slices).
+    #[arg(long)]
+    pub small: bool,
+    /// Use a synthetic sphere phantom instead of the template (no download; for tests).
+    #[arg(long)]
+    pub phantom: bool,
+    /// Overwrite an existing benchmark in --out.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `trainer data deform`.
+#[derive(Debug, Args)]
+pub struct DeformArgs {
+    /// Dataset to deform (layout `<data>/{train,test}/<domain>/*.nii.gz`, e.g. from `data simulate`).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Output dataset folder (a new folder; the input is never modified).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Domain whose volumes are deformed (the target domain B).
+    #[arg(long, default_value = "t2")]
+    pub domain: String,
+    /// The other domain (A), copied unchanged.
+    #[arg(long, default_value = "pd")]
+    pub other: String,
+    /// Seed of the field (and of the jitter).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Largest displacement of the shared field, in mm.
+    #[arg(long, default_value_t = 8.0)]
+    pub max_displacement_mm: f64,
+    /// Highest in-plane frequency of the field (cycles per field of view).
+    #[arg(long, default_value_t = 1.0)]
+    pub max_freq: f64,
+    /// Per-volume jitter as a fraction of the shared field's strength (0 = none).
+    #[arg(long, default_value_t = 0.0)]
+    pub jitter: f64,
+    /// Overwrite an existing output folder's files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Runs `trainer data …`.
+pub fn run(args: &DataArgs) -> Result<()> {
+    match &args.command {
+        DataCommand::FetchTemplate => {
+            let d = template::locate(None, true)?;
+            println!("template ready: {}", d.display());
+            Ok(())
+        }
+        DataCommand::Simulate(a) => simulate_cmd(a),
+        DataCommand::Deform(a) => deform_cmd(a),
+    }
+}
+
+fn bar(n: u64, what: &str) -> indicatif::ProgressBar {
+    let pb = indicatif::ProgressBar::new(n);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:30}] {pos}/{len} ({elapsed}, eta {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    pb.set_message(what.to_string());
+    pb
+}
+
+fn simulate_cmd(a: &SimulateArgs) -> Result<()> {
+    let t0 = Instant::now();
+    let (train, test, slices) = if a.small {
+        (4, 2, 12)
+    } else {
+        (a.train, a.test, a.slices)
+    };
+    if train + test == 0 || slices == 0 {
+        bail!("--train + --test and --slices must be positive");
+    }
+    if a.out.join("benchmark.json").exists() && !a.force {
+        bail!(
+            "{} already holds a benchmark (benchmark.json): choose another --out or pass --force",
+            a.out.display()
+        );
+    }
+    let (anatomy, name) = if a.phantom {
+        (Anatomy::phantom([48, 56, 40]), "sphere phantom".to_string())
+    } else {
+        let dir = template::locate(a.template.as_deref(), !a.no_fetch)?;
+        eprintln!("anatomy: {}", dir.display());
+        (
+            Anatomy::from_template(&dir, 2)?,
+            "MNI ICBM152 2009a (nilearn 0.14.1), 2 mm".to_string(),
+        )
+    };
+    let xy = if a.phantom { [48, 56] } else { [96, 112] };
+    let slices = slices.min(anatomy.dims()[2]);
+    let (dims, offset) = simulate::centred_grid(&anatomy, xy, slices);
+    let opts = SimOptions::ixi_like(a.seed, dims, offset);
+    let pb = bar((train + test) as u64, "simulating subjects");
+    simulate::write_benchmark(&anatomy, &opts, train, test, &a.out, &name, &pb)?;
+    pb.finish();
+    println!(
+        "wrote {train} train + {test} test subjects ({}×{}×{} at 2 mm, PD TE {} / T2 TE {} ms, TR {} ms) to {} in {:.1} s",
+        dims[0],
+        dims[1],
+        dims[2],
+        opts.te_pd,
+        opts.te_t2,
+        opts.tr,
+        a.out.display(),
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct DeformManifest<'a> {
+    seed: u64,
+    domain: &'a str,
+    other: &'a str,
+    max_displacement_mm: f64,
+    jitter: f64,
+    field: &'a SmoothField,
+    options: FieldOptions,
+    note: &'static str,
+}
+
+fn splits(data: &Path) -> Vec<&'static str> {
+    ["train", "test"]
+        .into_iter()
+        .filter(|s| data.join(s).is_dir())
+        .collect()
+}
+
+fn deform_cmd(a: &DeformArgs) -> Result<()> {
+    let t0 = Instant::now();
+    let same = |x: &Path, y: &Path| match (x.canonicalize(), y.canonicalize()) {
+        (Ok(p), Ok(q)) => p == q,
+        _ => false,
+    };
+    if same(&a.data, &a.out) {
+        bail!("--out must differ from --data: the input dataset is never modified");
+    }
+    if a.out.exists() && std::fs::read_dir(&a.out).is_ok_and(|mut d| d.next().is_some()) && !a.force
+    {
+        bail!(
+            "{} exists and is not empty: choose another --out or pass --force",
+            a.out.display()
+        );
+    }
+    let sp = splits(&a.data);
+    if sp.is_empty() {
+        bail!(
+            "{} has neither train/ nor test/ (expected <data>/{{train,test}}/<domain>/*.nii.gz)",
+            a.data.display()
+        );
+    }
+    // The field lives on the grid of the first volume found; it is defined per field of view
+    // and in voxels, so volumes of other sizes get the same relative field.
+    let first = list_volumes(&a.data.join(sp[0]).join(&a.domain))
+        .with_context(|| format!("domain '{}' of {}", a.domain, a.data.display()))?;
+    let v0 = nifti_io::read_volume(&first[0])?;
+    let sp0 = v0.spacing();
+    let d = v0.dim();
+    let opts = FieldOptions {
+        max_displacement: a.max_displacement_mm / f64::from(sp0[0].min(sp0[1])),
+        max_gradient: 0.5,
+        terms: 6,
+        max_freq: a.max_freq,
+        max_freq_z: 0.0,
+        in_plane: true,
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(a.seed);
+    let shared = SmoothField::random([d.0, d.1, d.2], &opts, &mut rng);
+    let mut total = 0;
+    for s in &sp {
+        total += list_volumes(&a.data.join(s).join(&a.domain)).map_or(0, |v| v.len());
+    }
+    let pb = bar(total as u64, "deforming");
+    let mut count = 0usize;
+    for s in &sp {
+        let dom = list_volumes(&a.data.join(s).join(&a.domain))?;
+        for (i, path) in dom.iter().enumerate() {
+            let name = path.file_name().context("volume without a file name")?;
+            let v = nifti_io::read_volume(path)?;
+            let dv = v.dim();
+            let mut field = SmoothField {
+                dims: [dv.0, dv.1, dv.2],
+                comp: shared.comp.clone(),
+            };
+            if a.jitter > 0.0 {
+                let mut jr = ChaCha8Rng::seed_from_u64(a.seed);
+                jr.set_stream(1 + count as u64);
+                field = field.jittered(a.jitter, &opts, &mut jr);
+            }
+            let warped = field.warp(&v.data.view(), Outside::Value(0.0));
+            nifti_io::write_volume(
+                &a.out.join(s).join(&a.domain).join(name),
+                &warped,
+                &v.header,
+            )?;
+            // The other domain's volume of the same name, and the mask, warped by the same field:
+            // the ground truth for B(deformed) → A, aligned with the deformed source.
+            let other = a.data.join(s).join(&a.other).join(name);
+            if other.exists() {
+                let o = nifti_io::read_volume(&other)?;
+                nifti_io::write(&a.out.join(s).join(&a.other).join(name), &o)?;
+                if *s == "test" {
+                    let ow = field.warp(&o.data.view(), Outside::Value(0.0));
+                    nifti_io::write_volume(
+                        &a.out.join(s).join(format!("gt-{}", a.other)).join(name),
+                        &ow,
+                        &o.header,
+                    )?;
+                    nifti_io::write(
+                        &a.out.join(s).join(format!("gt-{}", a.domain)).join(name),
+                        &v,
+                    )?;
+                }
+            }
+            let mask = a.data.join(s).join("mask").join(name);
+            if mask.exists() {
+                let m = nifti_io::read_volume(&mask)?;
+                nifti_io::write(&a.out.join(s).join("mask").join(name), &m)?;
+                let mw = field.warp(&m.data.view(), Outside::Value(0.0)).mapv(|x| {
+                    if x >= 0.5 {
+                        1.0
+                    } else {
+                        0.0
+                    }
+                });
+                nifti_io::write_volume(
+                    &a.out.join(s).join(format!("mask-{}", a.domain)).join(name),
+                    &mw,
+                    &m.header,
+                )?;
+            }
+            let _ = i;
+            count += 1;
+            pb.inc(1);
+        }
+        // Other-domain volumes without a partner in the deformed domain are copied too.
+        if let Ok(others) = list_volumes(&a.data.join(s).join(&a.other)) {
+            for o in others {
+                let dest = a
+                    .out
+                    .join(s)
+                    .join(&a.other)
+                    .join(o.file_name().context("no file name")?);
+                if !dest.exists() {
+                    nifti_io::write(&dest, &nifti_io::read_volume(&o)?)?;
+                }
+            }
+        }
+    }
+    pb.finish();
+    let manifest = DeformManifest {
+        seed: a.seed,
+        domain: &a.domain,
+        other: &a.other,
+        max_displacement_mm: a.max_displacement_mm,
+        jitter: a.jitter,
+        field: &shared,
+        options: opts,
+        note: "one field shared by every volume of the domain (domain-specific deformation); gt-<domain> = undeformed (ground truth for other→domain), gt-<other> = other warped by the same field (ground truth for domain→other); mask = aligned with <other>, mask-<domain> = aligned with the deformed domain",
+    };
+    let mpath = a.out.join("deformation.json");
+    std::fs::write(&mpath, serde_json::to_string_pretty(&manifest)?)
+        .with_context(|| format!("cannot write {}", mpath.display()))?;
+    if let Ok(b) = std::fs::read(a.data.join("benchmark.json")) {
+        std::fs::write(a.out.join("benchmark.json"), b).context("cannot copy benchmark.json")?;
+    }
+    println!(
+        "deformed {count} '{}' volumes with one shared field (max {:.1} mm, min Jacobian det {:.3} on the first grid) into {} in {:.1} s",
+        a.domain,
+        shared.max_displacement_on_grid() * f64::from(sp0[0].min(sp0[1])),
+        SmoothField { dims: [d.0, d.1, 1], comp: shared.comp.clone() }.min_jacobian_on_grid(),
+        a.out.display(),
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

@@ -1,0 +1,237 @@
+//! `trainer synth`: a trained generator on one NIfTI volume, a folder or a list file, either
+//! direction, either pass; writes NIfTI volumes in source units on the source grid, with the
+//! source's geometry (they overlay on the input in any viewer).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+use crate::data::nifti_io::{is_nifti_path, list_volumes, read_volume, write_volume};
+use crate::data::preprocess::{pad_to_multiple_of_4, prepare, restore, PreprocessOptions};
+use crate::data::sampling::DataStats;
+use crate::device::DeviceChoice;
+use crate::model::generator::{Generator, Pass};
+use crate::train::TrainConfig;
+
+/// Which generator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Direction {
+    /// Domain A → B (`g_ab`), e.g. PD → T2.
+    A2b,
+    /// Domain B → A (`g_ba`).
+    B2a,
+}
+
+/// Which pass (DESIGN §2): `undeformed` is aligned with the source (the default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PassArg {
+    /// Bypass the offset layers: aligned with the source.
+    Undeformed,
+    /// Through the offset layers: the target domain's geometry.
+    Deformed,
+}
+
+/// `trainer synth` arguments.
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// Run directory (config.toml + checkpoints/).
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Checkpoint folder (default: the run's latest, `checkpoints/latest`).
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// A NIfTI volume, a folder of them, or a list file.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Output folder (file names kept; must not be the input folder).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Direction.
+    #[arg(long, value_enum, default_value = "a2b")]
+    pub direction: Direction,
+    /// Pass.
+    #[arg(long, value_enum, default_value = "undeformed")]
+    pub pass: PassArg,
+    /// Slices per forward.
+    #[arg(long, default_value_t = 8)]
+    pub batch: usize,
+    /// Device.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: DeviceChoice,
+    /// Intensity maps and preprocessing of the training data (default `<run>/data-stats.json`;
+    /// without it outputs use the source volume's own intensity map and default preprocessing).
+    #[arg(long)]
+    pub stats: Option<PathBuf>,
+}
+
+/// The checkpoint folder `checkpoints/latest` points to.
+pub fn latest_checkpoint(run: &Path) -> Result<PathBuf> {
+    let pointer = run.join("checkpoints").join("latest");
+    let name = std::fs::read_to_string(&pointer).with_context(|| {
+        format!(
+            "{} has no checkpoint ({} missing): train first, or pass --checkpoint",
+            run.display(),
+            pointer.display()
+        )
+    })?;
+    Ok(run.join("checkpoints").join(name.trim()))
+}
+
+/// A generator loaded from a run's checkpoint.
+pub struct LoadedGenerator {
+    /// Keeps the weights alive.
+    pub vs: VarStore,
+    /// The network.
+    pub generator: Generator,
+    /// Where it runs.
+    pub device: Device,
+}
+
+/// Loads `g_ab` or `g_ba` of a run (config.toml) from a checkpoint folder.
+pub fn load_generator(
+    run: &Path,
+    checkpoint: &Path,
+    direction: Direction,
+    device: Device,
+) -> Result<LoadedGenerator> {
+    let config = TrainConfig::load(&run.join("config.toml"))?;
+    let gcfg = match direction {
+        Direction::A2b => config.effective_generator(),
+        Direction::B2a => config.effective_generator_ba(),
+    };
+    let mut vs = VarStore::new(device);
+    let generator = Generator::new(&vs.root(), &gcfg, &config.init)?;
+    let file = checkpoint.join(match direction {
+        Direction::A2b => "g_ab.safetensors",
+        Direction::B2a => "g_ba.safetensors",
+    });
+    vs.load(&file).with_context(|| {
+        format!(
+            "loading {} (does it match {}?)",
+            file.display(),
+            run.join("config.toml").display()
+        )
+    })?;
+    Ok(LoadedGenerator {
+        vs,
+        generator,
+        device,
+    })
+}
+
+/// Runs `trainer synth`.
+pub fn run(a: &SynthArgs) -> Result<()> {
+    let t0 = Instant::now();
+    if a.batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    let inputs = list_volumes(&a.input)?;
+    let out_canon = a.out.canonicalize().ok();
+    for p in &inputs {
+        if let (Some(o), Some(d)) = (&out_canon, p.parent().and_then(|d| d.canonicalize().ok())) {
+            if *o == d {
+                bail!("--out {} is the folder of input {}: choose another folder (inputs are never overwritten)", a.out.display(), p.display());
+            }
+        }
+    }
+    let stats_path = a
+        .stats
+        .clone()
+        .unwrap_or_else(|| a.run.join("data-stats.json"));
+    let stats = if stats_path.exists() {
+        Some(DataStats::load(&stats_path)?)
+    } else {
+        if a.stats.is_some() {
+            bail!("--stats {} does not exist", stats_path.display());
+        }
+        eprintln!("note: {} not found: outputs use each source volume's own intensity map and default preprocessing", stats_path.display());
+        None
+    };
+    let opts = stats
+        .as_ref()
+        .map_or_else(PreprocessOptions::default, |s| s.preprocess.clone());
+    let device = a.device.resolve()?;
+    let ckpt = match &a.checkpoint {
+        Some(c) => c.clone(),
+        None => latest_checkpoint(&a.run)?,
+    };
+    let g = load_generator(&a.run, &ckpt, a.direction, device)?;
+    let pass = match a.pass {
+        PassArg::Undeformed => Pass::Undeformed,
+        PassArg::Deformed => Pass::Deformed,
+    };
+    let mut total = 0u64;
+    let mut vols = Vec::new();
+    for p in &inputs {
+        let v = read_volume(p)?;
+        total += v.dim().2 as u64;
+        vols.push((p.clone(), v));
+    }
+    let pb = indicatif::ProgressBar::new(total);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template(
+            "synth [{bar:30}] {pos}/{len} slices ({elapsed}, eta {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    for (path, v) in vols {
+        let prep = prepare(&v, &opts);
+        let target = match (&stats, a.direction) {
+            (Some(s), Direction::A2b) => s.b,
+            (Some(s), Direction::B2a) => s.a,
+            (None, _) => prep.norm,
+        };
+        let padded: Vec<_> = prep
+            .slices
+            .iter()
+            .map(|s| pad_to_multiple_of_4(&s.view(), prep.fill))
+            .collect();
+        let mut outputs = Vec::with_capacity(padded.len());
+        for chunk in padded.chunks(a.batch) {
+            let (h, w) = chunk[0].dim();
+            let buf: Vec<f32> = chunk.iter().flat_map(|s| s.iter().copied()).collect();
+            let x = Tensor::from_slice(&buf)
+                .view([chunk.len() as i64, 1, h as i64, w as i64])
+                .to_device(g.device);
+            let y = tch::no_grad(|| g.generator.forward(&x, pass))
+                .to_kind(Kind::Float)
+                .to_device(Device::Cpu)
+                .contiguous();
+            let flat =
+                Vec::<f32>::try_from(y.flatten(0, -1)).context("reading the generator's output")?;
+            for (i, _) in chunk.iter().enumerate() {
+                let s = ndarray::Array2::from_shape_vec(
+                    (h, w),
+                    flat[i * h * w..(i + 1) * h * w].to_vec(),
+                )?;
+                outputs.push(s);
+            }
+            pb.inc(chunk.len() as u64);
+        }
+        let data = restore(&outputs, &prep, &target);
+        let name = path.file_name().context("input without a file name")?;
+        let dest = a.out.join(name);
+        let dest = if is_nifti_path(&dest) {
+            dest
+        } else {
+            a.out.join(format!("{}.nii.gz", name.to_string_lossy()))
+        };
+        let mut header = v.header.clone();
+        let _ = header.set_description_str(format!("dicyc synth {:?} {:?}", a.direction, a.pass));
+        write_volume(&dest, &data, &header)?;
+    }
+    pb.finish();
+    eprintln!(
+        "wrote {} volume(s) to {} in {:.1} s (checkpoint {})",
+        inputs.len(),
+        a.out.display(),
+        t0.elapsed().as_secs_f64(),
+        ckpt.display()
+    );
+    let _ = &g.vs;
+    Ok(())
+}

@@ -1,0 +1,372 @@
+//! The generator: CycleGAN's `ResnetGenerator` with up to four offset layers, run in two
+//! passes over the same weights — [`Pass::Deformed`] (through the offset layers, `G`) and
+//! [`Pass::Undeformed`] (bypassing them, identical to zero offsets, `G~`).
+//!
+//! ```text
+//! [offset.input] ReflPad3 Conv7(in→ngf) IN ReLU          = stem
+//! [offset.down1] Conv3 s2 p1 (ngf→2ngf) IN ReLU           = down.0
+//! [offset.down2] Conv3 s2 p1 (2ngf→4ngf) IN ReLU          = down.1
+//! [offset.block0] n × ResBlock(4ngf)                      = blocks.i.conv0 / conv1
+//! ConvT3 s2 p1 op1 (4ngf→2ngf) IN ReLU                     = up.0
+//! ConvT3 s2 p1 op1 (2ngf→ngf) IN ReLU                      = up.1
+//! ReflPad3 Conv7(ngf→out) Tanh                             = head
+//! ```
+//! Parameter names and shapes are the core's `TensorId` names and `TensorSpec` shapes
+//! (`core/src/config.rs`); [`Generator::tensor_names`] lists them in the core's canonical order.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use tch::nn::Path;
+use tch::Tensor;
+
+use super::init::{conv_params, Conv, InitConfig};
+use super::offset::OffsetLayer;
+use super::{conv2d, instance_norm};
+
+/// Where an offset layer may sit (mirrors the core's `OffsetSite`; the names are the ones in
+/// the tensor names, `offset.<name>.weight`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum OffsetSite {
+    /// In front of the 7×7 input conv block (over the image channels).
+    #[serde(rename = "input")]
+    Input,
+    /// In front of the first stride-2 conv block (over `ngf` channels).
+    #[serde(rename = "down1")]
+    Down1,
+    /// In front of the second stride-2 conv block (over `2·ngf` channels).
+    #[serde(rename = "down2")]
+    Down2,
+    /// In front of the first residual block (over `4·ngf` channels).
+    #[serde(rename = "block0")]
+    FirstBlock,
+}
+
+impl OffsetSite {
+    /// All four sites in forward order (the paper's DicycleGAN generator).
+    pub const ALL: [OffsetSite; 4] = [
+        OffsetSite::Input,
+        OffsetSite::Down1,
+        OffsetSite::Down2,
+        OffsetSite::FirstBlock,
+    ];
+
+    /// The name used in tensor names and configuration files.
+    pub fn name(self) -> &'static str {
+        match self {
+            OffsetSite::Input => "input",
+            OffsetSite::Down1 => "down1",
+            OffsetSite::Down2 => "down2",
+            OffsetSite::FirstBlock => "block0",
+        }
+    }
+
+    /// The bit of this site in the core's `OffsetLayers` set.
+    pub fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+impl fmt::Display for OffsetSite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for OffsetSite {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        OffsetSite::ALL
+            .into_iter()
+            .find(|site| site.name() == s)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "unknown offset site {s:?}: expected one of input, down1, down2, block0"
+                )
+            })
+    }
+}
+
+/// Which of the two passes to run (DESIGN §2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pass {
+    /// Through the offset layers (`G`): carries the target domain's geometry.
+    Deformed,
+    /// Bypassing the offset layers (`G~`): aligned with the source.
+    Undeformed,
+}
+
+/// The generator's shape.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GeneratorConfig {
+    /// Image channels in.
+    pub in_channels: i64,
+    /// Image channels out.
+    pub out_channels: i64,
+    /// Base width; the residual trunk has `4·ngf` channels.
+    pub ngf: i64,
+    /// Number of residual blocks.
+    pub n_blocks: i64,
+    /// Which offset layers exist (empty = the CycleGAN generator).
+    pub offset_layers: Vec<OffsetSite>,
+}
+
+impl Default for GeneratorConfig {
+    /// The paper's generator: 1 → 1, ngf 64, 9 blocks, all four offset layers.
+    fn default() -> Self {
+        GeneratorConfig {
+            in_channels: 1,
+            out_channels: 1,
+            ngf: 64,
+            n_blocks: 9,
+            offset_layers: OffsetSite::ALL.to_vec(),
+        }
+    }
+}
+
+impl GeneratorConfig {
+    /// Whether the offset layer at `site` exists.
+    pub fn has_offset(&self, site: OffsetSite) -> bool {
+        self.offset_layers.contains(&site)
+    }
+
+    /// The core's `OffsetLayers` bits.
+    pub fn offset_bits(&self) -> u8 {
+        self.offset_layers
+            .iter()
+            .fold(0, |bits, site| bits | site.bit())
+    }
+
+    /// Checks the limits the core accepts (DESIGN §3) with messages naming the field.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            (1..=64).contains(&self.in_channels) && (1..=64).contains(&self.out_channels),
+            "generator in_channels/out_channels must be in 1..=64, got {}/{}",
+            self.in_channels,
+            self.out_channels
+        );
+        anyhow::ensure!(
+            (1..=1024).contains(&self.ngf),
+            "generator ngf must be in 1..=1024, got {}",
+            self.ngf
+        );
+        anyhow::ensure!(
+            (0..=256).contains(&self.n_blocks),
+            "generator n_blocks must be in 0..=256, got {}",
+            self.n_blocks
+        );
+        anyhow::ensure!(
+            !(self.n_blocks == 0 && self.has_offset(OffsetSite::FirstBlock)),
+            "the block0 offset layer needs at least one residual block (n_blocks is 0)"
+        );
+        for (i, site) in self.offset_layers.iter().enumerate() {
+            anyhow::ensure!(
+                !self.offset_layers[..i].contains(site),
+                "offset layer {site} listed twice in offset_layers"
+            );
+        }
+        Ok(())
+    }
+
+    /// Number of channels the offset layer at `site` resamples.
+    pub fn offset_channels(&self, site: OffsetSite) -> i64 {
+        match site {
+            OffsetSite::Input => self.in_channels,
+            OffsetSite::Down1 => self.ngf,
+            OffsetSite::Down2 => 2 * self.ngf,
+            OffsetSite::FirstBlock => 4 * self.ngf,
+        }
+    }
+}
+
+/// One residual block's two convs.
+#[derive(Debug)]
+struct ResBlock {
+    conv0: Conv,
+    conv1: Conv,
+}
+
+/// The generator's weights and its two forward passes.
+#[derive(Debug)]
+pub struct Generator {
+    config: GeneratorConfig,
+    offsets: [Option<OffsetLayer>; 4],
+    stem: Conv,
+    down: [Conv; 2],
+    blocks: Vec<ResBlock>,
+    up: [Conv; 2],
+    head: Conv,
+}
+
+impl Generator {
+    /// Creates the generator's parameters under `root` (use a VarStore's root so that the
+    /// names are exactly the core's) and initialises them (tch's RNG: seed it first).
+    pub fn new(
+        root: &Path,
+        config: &GeneratorConfig,
+        init: &InitConfig,
+    ) -> anyhow::Result<Generator> {
+        config.validate()?;
+        let ngf = config.ngf;
+        let std = init.std;
+        let mut offsets: [Option<OffsetLayer>; 4] = Default::default();
+        let mut offset = |site: OffsetSite| {
+            if config.has_offset(site) {
+                let path = root / "offset" / site.name();
+                offsets[site as usize] = Some(OffsetLayer::new(
+                    &path,
+                    config.offset_channels(site),
+                    init.offset_std,
+                ));
+            }
+        };
+        // Created in the core's canonical order (offset before the block it feeds).
+        offset(OffsetSite::Input);
+        let stem = conv_params(&(root / "stem"), [ngf, config.in_channels, 7, 7], ngf, std);
+        offset(OffsetSite::Down1);
+        let down0 = conv_params(&(root / "down" / 0), [2 * ngf, ngf, 3, 3], 2 * ngf, std);
+        offset(OffsetSite::Down2);
+        let down1 = conv_params(&(root / "down" / 1), [4 * ngf, 2 * ngf, 3, 3], 4 * ngf, std);
+        offset(OffsetSite::FirstBlock);
+        let blocks = (0..config.n_blocks)
+            .map(|i| {
+                let block = root / "blocks" / i;
+                let c = 4 * ngf;
+                ResBlock {
+                    conv0: conv_params(&(&block / "conv0"), [c, c, 3, 3], c, std),
+                    conv1: conv_params(&(&block / "conv1"), [c, c, 3, 3], c, std),
+                }
+            })
+            .collect();
+        // Transposed convs store IOHW: [in, out, kh, kw].
+        let up0 = conv_params(&(root / "up" / 0), [4 * ngf, 2 * ngf, 3, 3], 2 * ngf, std);
+        let up1 = conv_params(&(root / "up" / 1), [2 * ngf, ngf, 3, 3], ngf, std);
+        let head = conv_params(
+            &(root / "head"),
+            [config.out_channels, ngf, 7, 7],
+            config.out_channels,
+            std,
+        );
+        Ok(Generator {
+            config: config.clone(),
+            offsets,
+            stem,
+            down: [down0, down1],
+            blocks,
+            up: [up0, up1],
+            head,
+        })
+    }
+
+    /// The configuration it was built with.
+    pub fn config(&self) -> &GeneratorConfig {
+        &self.config
+    }
+
+    /// Whether the deformed pass differs from the undeformed one (any offset layer present).
+    pub fn has_offsets(&self) -> bool {
+        self.offsets.iter().any(Option::is_some)
+    }
+
+    /// The offset layer at `site`, if present.
+    pub fn offset_layer(&self, site: OffsetSite) -> Option<&OffsetLayer> {
+        self.offsets[site as usize].as_ref()
+    }
+
+    /// The parameter names in the core's canonical order (e.g. `offset.input.weight`,
+    /// `stem.weight`, `stem.bias`, …, `head.bias`) with their shapes.
+    pub fn tensor_names(&self) -> Vec<(String, Vec<i64>)> {
+        let mut out = Vec::new();
+        let mut push = |name: String, conv: &Conv| {
+            out.push((format!("{name}.weight"), conv.weight.size()));
+            out.push((format!("{name}.bias"), conv.bias.size()));
+        };
+        let offset = |site: OffsetSite, push: &mut dyn FnMut(String, &Conv)| {
+            if let Some(layer) = &self.offsets[site as usize] {
+                push(format!("offset.{}", site.name()), &layer.conv);
+            }
+        };
+        offset(OffsetSite::Input, &mut push);
+        push("stem".into(), &self.stem);
+        offset(OffsetSite::Down1, &mut push);
+        push("down.0".into(), &self.down[0]);
+        offset(OffsetSite::Down2, &mut push);
+        push("down.1".into(), &self.down[1]);
+        offset(OffsetSite::FirstBlock, &mut push);
+        for (i, block) in self.blocks.iter().enumerate() {
+            push(format!("blocks.{i}.conv0"), &block.conv0);
+            push(format!("blocks.{i}.conv1"), &block.conv1);
+        }
+        push("up.0".into(), &self.up[0]);
+        push("up.1".into(), &self.up[1]);
+        push("head".into(), &self.head);
+        out
+    }
+
+    fn maybe_offset(&self, site: OffsetSite, x: Tensor, pass: Pass) -> Tensor {
+        match (&self.offsets[site as usize], pass) {
+            (Some(layer), Pass::Deformed) => layer.forward(&x),
+            _ => x,
+        }
+    }
+
+    /// Runs the generator on `x` `[N, in, H, W]` (H, W multiples of 4); output
+    /// `[N, out, H, W]` in (−1, 1).
+    pub fn forward(&self, x: &Tensor, pass: Pass) -> Tensor {
+        let x = self.maybe_offset(OffsetSite::Input, x.shallow_clone(), pass);
+        let x = conv2d(
+            &x.reflection_pad2d([3, 3, 3, 3]),
+            &self.stem.weight,
+            &self.stem.bias,
+            1,
+            0,
+        );
+        let x = instance_norm(&x).relu();
+        let x = self.maybe_offset(OffsetSite::Down1, x, pass);
+        let x = instance_norm(&conv2d(&x, &self.down[0].weight, &self.down[0].bias, 2, 1)).relu();
+        let x = self.maybe_offset(OffsetSite::Down2, x, pass);
+        let x = instance_norm(&conv2d(&x, &self.down[1].weight, &self.down[1].bias, 2, 1)).relu();
+        let mut x = self.maybe_offset(OffsetSite::FirstBlock, x, pass);
+        for block in &self.blocks {
+            let y = conv2d(
+                &x.reflection_pad2d([1, 1, 1, 1]),
+                &block.conv0.weight,
+                &block.conv0.bias,
+                1,
+                0,
+            );
+            let y = instance_norm(&y).relu();
+            let y = conv2d(
+                &y.reflection_pad2d([1, 1, 1, 1]),
+                &block.conv1.weight,
+                &block.conv1.bias,
+                1,
+                0,
+            );
+            x = &x + instance_norm(&y); // not `+=`: in place would break autograd
+        }
+        let mut x = x;
+        for up in &self.up {
+            let y = x.conv_transpose2d(
+                &up.weight,
+                Some(&up.bias),
+                [2, 2],
+                [1, 1],
+                [1, 1],
+                1,
+                [1, 1],
+            );
+            x = instance_norm(&y).relu();
+        }
+        conv2d(
+            &x.reflection_pad2d([3, 3, 3, 3]),
+            &self.head.weight,
+            &self.head.bias,
+            1,
+            0,
+        )
+        .tanh()
+    }
+}

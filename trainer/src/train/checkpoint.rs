@@ -1,0 +1,185 @@
+//! Checkpoints that survive crashes: each is a directory `checkpoints/step-<N>/` written
+//! under a temporary name, every file fsynced, then renamed into place; the text file
+//! `checkpoints/latest` (itself replaced atomically) names the newest complete one. A crash
+//! at any moment leaves the previous checkpoint and pointer intact.
+//!
+//! Contents (all safetensors files open with Python's `safetensors` / `torch`):
+//! `g_ab.safetensors`, `g_ba.safetensors` (generator weights under the core's tensor names),
+//! `d_a.safetensors`, `d_b.safetensors`, `adam_g.safetensors`, `adam_d.safetensors`
+//! (moments + step), `pools.safetensors` (image pools) and `state.json` (epoch, step,
+//! schedule, host RNG position).
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use super::schedule::Schedule;
+
+/// Where a run is (everything but tensors), saved as `state.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    /// Current epoch (0-based).
+    pub epoch: u32,
+    /// Steps already taken in the current epoch.
+    pub step_in_epoch: u64,
+    /// Steps taken in total.
+    pub global_step: u64,
+    /// Sum of the current epoch's total generator losses so far.
+    pub epoch_loss_sum: f64,
+    /// Schedule and early-stop state.
+    pub schedule: Schedule,
+    /// Host RNG (ChaCha8, seeded with the configuration's seed) word position, as a decimal
+    /// string (a u128).
+    pub rng_word_pos: String,
+}
+
+/// Writes `bytes` to `path` and fsyncs it.
+pub fn write_synced(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(bytes)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.sync_all()
+        .with_context(|| format!("syncing {}", path.display()))
+}
+
+/// Fsyncs an already written file.
+pub fn sync_file(path: &Path) -> anyhow::Result<()> {
+    File::open(path)
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("syncing {}", path.display()))
+}
+
+fn sync_dir(path: &Path) -> anyhow::Result<()> {
+    // Directory fsync makes renames durable (POSIX); not supported everywhere, so best effort.
+    if let Ok(dir) = File::open(path) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
+/// Replaces `path` atomically with `bytes` (temp file in the same directory, fsync, rename).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .context("atomic write to a path without a file name")?;
+    let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
+    write_synced(&tmp, bytes)?;
+    fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    sync_dir(dir)
+}
+
+/// The checkpoints folder of a run.
+#[derive(Clone, Debug)]
+pub struct Checkpoints {
+    dir: PathBuf,
+}
+
+impl Checkpoints {
+    /// `run_dir/checkpoints`, created if missing.
+    pub fn new(run_dir: &Path) -> anyhow::Result<Checkpoints> {
+        let dir = run_dir.join("checkpoints");
+        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Checkpoints { dir })
+    }
+
+    /// The folder itself.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes a checkpoint for `step`: `fill` writes the files into the folder it is given
+    /// (a temporary one); they are fsynced, the folder renamed to `step-<N>`, `latest`
+    /// repointed and all but the newest `keep` checkpoints removed. Returns its path.
+    pub fn write(
+        &self,
+        step: u64,
+        keep: usize,
+        fill: impl FnOnce(&Path) -> anyhow::Result<()>,
+    ) -> anyhow::Result<PathBuf> {
+        // A second checkpoint at the same step (e.g. `checkpoint_every` and the epoch's end)
+        // gets a new name, `step-N.1`, …: the one `latest` names is never touched.
+        let base = format!("step-{step:09}");
+        let name = (0..)
+            .map(|n| {
+                if n == 0 {
+                    base.clone()
+                } else {
+                    format!("{base}.{n}")
+                }
+            })
+            .find(|name| !self.dir.join(name).exists())
+            .unwrap_or(base);
+        let tmp = self.dir.join(format!(".tmp-{name}"));
+        if tmp.exists() {
+            fs::remove_dir_all(&tmp)
+                .with_context(|| format!("removing stale {}", tmp.display()))?;
+        }
+        fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        fill(&tmp)?;
+        for entry in fs::read_dir(&tmp)? {
+            sync_file(&entry?.path())?;
+        }
+        sync_dir(&tmp)?;
+        let final_dir = self.dir.join(&name);
+        fs::rename(&tmp, &final_dir)
+            .with_context(|| format!("renaming {} into place", tmp.display()))?;
+        sync_dir(&self.dir)?;
+        write_atomic(&self.dir.join("latest"), format!("{name}\n").as_bytes())?;
+        self.prune(keep)?;
+        Ok(final_dir)
+    }
+
+    /// The newest complete checkpoint, if any.
+    pub fn latest(&self) -> anyhow::Result<Option<PathBuf>> {
+        let pointer = self.dir.join("latest");
+        if !pointer.exists() {
+            return Ok(None);
+        }
+        let name = fs::read_to_string(&pointer)
+            .with_context(|| format!("reading {}", pointer.display()))?;
+        let path = self.dir.join(name.trim());
+        anyhow::ensure!(
+            path.is_dir(),
+            "{} names {}, which does not exist: the run directory was modified by hand",
+            pointer.display(),
+            path.display()
+        );
+        Ok(Some(path))
+    }
+
+    fn prune(&self, keep: usize) -> anyhow::Result<()> {
+        let mut steps: Vec<PathBuf> = fs::read_dir(&self.dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.is_dir()
+                    && p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("step-"))
+            })
+            .collect();
+        // Order by (step, repeat) — `step-N.k` — not by name.
+        let key = |p: &PathBuf| {
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let rest = name.trim_start_matches("step-");
+            let (step, repeat) = rest.split_once('.').unwrap_or((rest, "0"));
+            (
+                step.parse::<u64>().unwrap_or(0),
+                repeat.parse::<u64>().unwrap_or(0),
+            )
+        };
+        steps.sort_by_key(key);
+        let excess = steps.len().saturating_sub(keep.max(1));
+        for old in &steps[..excess] {
+            fs::remove_dir_all(old)
+                .with_context(|| format!("removing old checkpoint {}", old.display()))?;
+        }
+        Ok(())
+    }
+}

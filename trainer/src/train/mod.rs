@@ -1,0 +1,17 @@
+//! Training: configuration and presets, the loop, the optimizer, image pools, the schedule,
+//! checkpoints, run directories, plots and a synthetic data source.
+
+pub mod adam;
+pub mod checkpoint;
+pub mod config;
+pub mod plots;
+pub mod pool;
+pub mod run;
+pub mod run_dir;
+pub mod schedule;
+pub mod synthetic;
+
+pub use config::{ModelKind, Preset, TrainConfig};
+pub use run::{Models, RunSummary, StopReason, Trainer};
+pub use run_dir::{RunDir, StepLosses};
+pub use synthetic::SyntheticSlices;

@@ -1,0 +1,217 @@
+//! A run directory: `config.toml` (the full resolved configuration, re-usable with
+//! `--config`), `losses.jsonl` and `losses.csv` (one row per step), `epochs.csv`,
+//! `samples/epoch-<N>.png`, `curves/<loss>.png` and `checkpoints/`.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use super::checkpoint::write_atomic;
+use super::config::TrainConfig;
+
+/// The losses of one optimisation step.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepLosses {
+    /// Global step (1-based: the step that produced these losses).
+    pub step: u64,
+    /// Epoch (0-based).
+    pub epoch: u32,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Total generator loss (weighted sum).
+    pub g_total: f64,
+    /// LSGAN generator loss (both directions, deformed outputs).
+    pub gan: f64,
+    /// Undeformed cycle L1 (both directions).
+    pub cycle: f64,
+    /// Deformation-invariant cycle L1 (both directions; 0 for CycleGAN).
+    pub dicycle: f64,
+    /// Alignment loss `2 − NMI − NMI` (0 for CycleGAN).
+    pub alignment: f64,
+    /// Identity L1 (0 when off).
+    pub identity: f64,
+    /// Discriminator A's loss.
+    pub d_a: f64,
+    /// Discriminator B's loss.
+    pub d_b: f64,
+}
+
+impl StepLosses {
+    /// Names of the plotted series, in CSV order after `step, epoch, lr`.
+    pub const SERIES: [&'static str; 8] = [
+        "g_total",
+        "gan",
+        "cycle",
+        "dicycle",
+        "alignment",
+        "identity",
+        "d_a",
+        "d_b",
+    ];
+
+    /// The plotted values in [`Self::SERIES`] order.
+    pub fn values(&self) -> [f64; 8] {
+        [
+            self.g_total,
+            self.gan,
+            self.cycle,
+            self.dicycle,
+            self.alignment,
+            self.identity,
+            self.d_a,
+            self.d_b,
+        ]
+    }
+
+    /// Whether every loss is finite.
+    pub fn all_finite(&self) -> bool {
+        self.values().iter().all(|v| v.is_finite())
+    }
+}
+
+/// A run directory on disk.
+#[derive(Debug)]
+pub struct RunDir {
+    path: PathBuf,
+    jsonl: File,
+    csv: File,
+}
+
+const CSV_HEADER: &str = "step,epoch,lr,g_total,gan,cycle,dicycle,alignment,identity,d_a,d_b";
+
+impl RunDir {
+    /// Creates a fresh run directory (refusing one that already holds a run) and writes
+    /// `config.toml`.
+    pub fn create(path: &Path, config: &TrainConfig) -> anyhow::Result<RunDir> {
+        anyhow::ensure!(
+            !path.join("config.toml").exists(),
+            "{} already holds a run (config.toml exists): continue it with --resume {} or choose another --run-dir",
+            path.display(),
+            path.display()
+        );
+        fs::create_dir_all(path)
+            .with_context(|| format!("creating the run directory {}", path.display()))?;
+        write_atomic(&path.join("config.toml"), config.to_toml()?.as_bytes())?;
+        for name in ["losses.jsonl", "losses.csv", "epochs.csv"] {
+            let _ = fs::remove_file(path.join(name));
+        }
+        Self::open_logs(path)
+    }
+
+    /// Opens an existing run directory for resuming at `global_step`: its configuration is
+    /// read back and the logs are cut to the steps the checkpoint contains.
+    pub fn open(path: &Path, global_step: u64) -> anyhow::Result<RunDir> {
+        truncate_lines(&path.join("losses.jsonl"), |line| {
+            serde_json::from_str::<StepLosses>(line)
+                .map(|l| l.step <= global_step)
+                .unwrap_or(false)
+        })?;
+        truncate_lines(&path.join("losses.csv"), |line| {
+            line.starts_with("step")
+                || line
+                    .split(',')
+                    .next()
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .is_some_and(|s| s <= global_step)
+        })?;
+        truncate_lines(&path.join("epochs.csv"), |line| {
+            line.starts_with("epoch")
+                || line
+                    .split(',')
+                    .nth(1)
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .is_some_and(|s| s <= global_step)
+        })?;
+        Self::open_logs(path)
+    }
+
+    fn open_logs(path: &Path) -> anyhow::Result<RunDir> {
+        let append = |name: &str| {
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path.join(name))
+                .with_context(|| format!("opening {}", path.join(name).display()))
+        };
+        let jsonl = append("losses.jsonl")?;
+        let mut csv = append("losses.csv")?;
+        if csv.metadata()?.len() == 0 {
+            writeln!(csv, "{CSV_HEADER}")?;
+        }
+        Ok(RunDir {
+            path: path.to_path_buf(),
+            jsonl,
+            csv,
+        })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one step's losses to `losses.jsonl` and `losses.csv`.
+    pub fn log_step(&mut self, losses: &StepLosses) -> anyhow::Result<()> {
+        writeln!(self.jsonl, "{}", serde_json::to_string(losses)?)
+            .context("writing losses.jsonl")?;
+        let values: Vec<String> = losses.values().iter().map(|v| format!("{v:.6e}")).collect();
+        writeln!(
+            self.csv,
+            "{},{},{:.6e},{}",
+            losses.step,
+            losses.epoch,
+            losses.lr,
+            values.join(",")
+        )
+        .context("writing losses.csv")
+    }
+
+    /// Appends the epoch summary to `epochs.csv`.
+    pub fn log_epoch(
+        &mut self,
+        epoch: u32,
+        steps: u64,
+        mean_g_total: f64,
+        lr: f64,
+        stage: &str,
+    ) -> anyhow::Result<()> {
+        let path = self.path.join("epochs.csv");
+        let new = !path.exists();
+        let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
+        if new {
+            writeln!(file, "epoch,global_step,mean_g_total,lr,next_stage")?;
+        }
+        writeln!(file, "{epoch},{steps},{mean_g_total:.6e},{lr:.6e},{stage}")
+            .context("writing epochs.csv")
+    }
+
+    /// Every logged step so far (read back from `losses.jsonl`).
+    pub fn history(&self) -> anyhow::Result<Vec<StepLosses>> {
+        let path = self.path.join("losses.jsonl");
+        let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        let mut out = Vec::new();
+        for line in BufReader::new(file).lines() {
+            let line = line?;
+            if let Ok(l) = serde_json::from_str(&line) {
+                out.push(l);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn truncate_lines(path: &Path, keep: impl Fn(&str) -> bool) -> anyhow::Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let kept: String = text
+        .lines()
+        .filter(|l| keep(l))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    write_atomic(path, kept.as_bytes())
+}

@@ -1,0 +1,269 @@
+//! The generator (offset layers, two passes, names) and the PatchGAN discriminator.
+
+use dicyc_trainer::model::offset::resample;
+use dicyc_trainer::model::{
+    Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, InitConfig, OffsetLayer,
+    OffsetSite, Pass,
+};
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+fn tiny_config() -> GeneratorConfig {
+    GeneratorConfig {
+        in_channels: 1,
+        out_channels: 1,
+        ngf: 4,
+        n_blocks: 2,
+        offset_layers: OffsetSite::ALL.to_vec(),
+    }
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b).abs().max().double_value(&[])
+}
+
+#[test]
+fn zero_offsets_reproduce_the_input() {
+    tch::manual_seed(0);
+    let x = Tensor::randn([2, 3, 12, 20], (Kind::Float, Device::Cpu));
+    let offsets = Tensor::zeros([2, 6, 12, 20], (Kind::Float, Device::Cpu));
+    let y = resample(&x, &offsets);
+    let err = max_abs_diff(&x, &y);
+    assert!(err < 1e-5, "zero offsets changed the input by {err}");
+}
+
+#[test]
+fn a_constant_offset_shifts_the_image_and_clamps_at_the_border() {
+    tch::manual_seed(1);
+    let (h, w) = (8, 10);
+    let x = Tensor::randn([1, 2, h, w], (Kind::Float, Device::Cpu));
+    // Channel 0: dx = +1 (sample one column to the right); channel 1: dy = -2 (two rows up).
+    let offsets = Tensor::zeros([1, 4, h, w], (Kind::Float, Device::Cpu));
+    let _ = offsets.get(0).get(1).fill_(1.0);
+    let _ = offsets.get(0).get(2).fill_(-2.0);
+    let y = resample(&x, &offsets);
+    // Channel 0: y[.., x] = x[.., min(x + 1, w - 1)].
+    let c0 = x.get(0).get(0);
+    let shifted = Tensor::cat(&[c0.narrow(1, 1, w - 1), c0.narrow(1, w - 1, 1)], 1);
+    assert!(max_abs_diff(&y.get(0).get(0), &shifted) < 1e-5);
+    // Channel 1: y[r, ..] = x[max(r - 2, 0), ..].
+    let c1 = x.get(0).get(1);
+    let shifted = Tensor::cat(
+        &[
+            c1.narrow(0, 0, 1),
+            c1.narrow(0, 0, 1),
+            c1.narrow(0, 0, h - 2),
+        ],
+        0,
+    );
+    assert!(max_abs_diff(&y.get(0).get(1), &shifted) < 1e-5);
+    // A half-pixel offset interpolates linearly (clamp, then bilinear).
+    let half = Tensor::zeros([1, 4, h, w], (Kind::Float, Device::Cpu));
+    let _ = half.get(0).get(1).fill_(0.5);
+    let y = resample(&x, &half).get(0).get(0);
+    let expected = (&c0 + &shifted_cols(&c0)) * 0.5;
+    assert!(max_abs_diff(&y, &expected) < 1e-5);
+}
+
+fn shifted_cols(c: &Tensor) -> Tensor {
+    let w = c.size()[1];
+    Tensor::cat(&[c.narrow(1, 1, w - 1), c.narrow(1, w - 1, 1)], 1)
+}
+
+#[test]
+fn an_offset_layer_with_zero_weights_is_the_identity() {
+    let vs = VarStore::new(Device::Cpu);
+    let layer = OffsetLayer::new(&vs.root(), 3, 0.01);
+    tch::no_grad(|| {
+        let _ = layer.conv.weight.shallow_clone().zero_();
+    });
+    let x = Tensor::randn([1, 3, 8, 8], (Kind::Float, Device::Cpu));
+    assert!(max_abs_diff(&layer.forward(&x), &x) < 1e-5);
+}
+
+#[test]
+fn undeformed_pass_equals_deformed_pass_with_offset_convs_zeroed() {
+    tch::manual_seed(2);
+    let vs = VarStore::new(Device::Cpu);
+    let g = Generator::new(&vs.root(), &tiny_config(), &InitConfig::default()).unwrap();
+    let x = Tensor::rand([2, 1, 16, 16], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
+    let undeformed = g.forward(&x, Pass::Undeformed);
+    let deformed = g.forward(&x, Pass::Deformed);
+    assert!(
+        max_abs_diff(&undeformed, &deformed) > 1e-6,
+        "offset layers had no effect"
+    );
+    tch::no_grad(|| {
+        for site in OffsetSite::ALL {
+            let layer = g.offset_layer(site).unwrap();
+            let _ = layer.conv.weight.shallow_clone().zero_();
+            let _ = layer.conv.bias.shallow_clone().zero_();
+        }
+    });
+    let deformed = g.forward(&x, Pass::Deformed);
+    let err = max_abs_diff(&undeformed, &deformed);
+    assert!(
+        err < 1e-4,
+        "undeformed vs zero-offset deformed differ by {err}"
+    );
+    assert_eq!(undeformed.size(), vec![2, 1, 16, 16]);
+}
+
+#[test]
+fn parameter_names_and_shapes_are_the_cores() {
+    let vs = VarStore::new(Device::Cpu);
+    let config = GeneratorConfig {
+        in_channels: 2,
+        out_channels: 3,
+        ..tiny_config()
+    };
+    let g = Generator::new(&vs.root(), &config, &InitConfig::default()).unwrap();
+    let names = g.tensor_names();
+    let expected: Vec<(&str, Vec<i64>)> = vec![
+        ("offset.input.weight", vec![4, 2, 3, 3]),
+        ("offset.input.bias", vec![4]),
+        ("stem.weight", vec![4, 2, 7, 7]),
+        ("stem.bias", vec![4]),
+        ("offset.down1.weight", vec![8, 4, 3, 3]),
+        ("offset.down1.bias", vec![8]),
+        ("down.0.weight", vec![8, 4, 3, 3]),
+        ("down.0.bias", vec![8]),
+        ("offset.down2.weight", vec![16, 8, 3, 3]),
+        ("offset.down2.bias", vec![16]),
+        ("down.1.weight", vec![16, 8, 3, 3]),
+        ("down.1.bias", vec![16]),
+        ("offset.block0.weight", vec![32, 16, 3, 3]),
+        ("offset.block0.bias", vec![32]),
+        ("blocks.0.conv0.weight", vec![16, 16, 3, 3]),
+        ("blocks.0.conv0.bias", vec![16]),
+        ("blocks.0.conv1.weight", vec![16, 16, 3, 3]),
+        ("blocks.0.conv1.bias", vec![16]),
+        ("blocks.1.conv0.weight", vec![16, 16, 3, 3]),
+        ("blocks.1.conv0.bias", vec![16]),
+        ("blocks.1.conv1.weight", vec![16, 16, 3, 3]),
+        ("blocks.1.conv1.bias", vec![16]),
+        ("up.0.weight", vec![16, 8, 3, 3]),
+        ("up.0.bias", vec![8]),
+        ("up.1.weight", vec![8, 4, 3, 3]),
+        ("up.1.bias", vec![4]),
+        ("head.weight", vec![3, 4, 7, 7]),
+        ("head.bias", vec![3]),
+    ];
+    let got: Vec<(&str, Vec<i64>)> = names.iter().map(|(n, s)| (n.as_str(), s.clone())).collect();
+    assert_eq!(got, expected);
+    // The VarStore holds exactly these, under exactly these names.
+    let vars = vs.variables();
+    assert_eq!(vars.len(), expected.len());
+    for (name, shape) in &expected {
+        assert_eq!(&vars[*name].size(), shape, "{name}");
+    }
+}
+
+#[test]
+fn paper_size_generator_has_the_cyclegan_parameter_count_plus_offsets() {
+    let vs = VarStore::new(Device::Cpu);
+    let config = GeneratorConfig {
+        offset_layers: vec![],
+        ..GeneratorConfig::default()
+    };
+    let _ = Generator::new(&vs.root(), &config, &InitConfig::default()).unwrap();
+    let count: i64 = vs
+        .trainable_variables()
+        .iter()
+        .map(Tensor::numel)
+        .map(|n| n as i64)
+        .sum();
+    assert_eq!(count, 11_365_633);
+}
+
+#[test]
+fn patchgan_has_cyclegan_size_and_output_shape() {
+    let vs = VarStore::new(Device::Cpu);
+    let d = Discriminator::new(
+        &vs.root(),
+        1,
+        &DiscriminatorConfig::default(),
+        &InitConfig::default(),
+    );
+    let count: i64 = vs
+        .trainable_variables()
+        .iter()
+        .map(|t| t.numel() as i64)
+        .sum();
+    assert_eq!(count, 2_762_689);
+    let small = DiscriminatorConfig {
+        ndf: 4,
+        n_layers: 3,
+    };
+    let vs = VarStore::new(Device::Cpu);
+    let d_small = Discriminator::new(&vs.root(), 1, &small, &InitConfig::default());
+    let out = d_small.forward(&Tensor::zeros([2, 1, 32, 32], (Kind::Float, Device::Cpu)));
+    assert_eq!(out.size(), vec![2, 1, 2, 2]);
+    assert_eq!(small.output_side(32).unwrap(), 2);
+    let err = small.output_side(16).unwrap_err().to_string();
+    assert!(err.contains("too small"), "{err}");
+    drop(d);
+}
+
+#[test]
+fn bad_generator_configurations_are_named() {
+    let bad = GeneratorConfig {
+        ngf: 0,
+        ..tiny_config()
+    };
+    assert!(bad.validate().unwrap_err().to_string().contains("ngf"));
+    let bad = GeneratorConfig {
+        n_blocks: 0,
+        ..tiny_config()
+    };
+    assert!(bad.validate().unwrap_err().to_string().contains("block0"));
+    let bad = GeneratorConfig {
+        in_channels: 0,
+        ..tiny_config()
+    };
+    assert!(bad
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("in_channels"));
+}
+
+#[test]
+fn tensor_names_shapes_and_order_are_exactly_the_cores() {
+    use dicyc_core::config::{ModelConfig, OffsetLayers};
+    let subsets: [&[OffsetSite]; 4] = [
+        &OffsetSite::ALL,
+        &[],
+        &[OffsetSite::Input, OffsetSite::FirstBlock],
+        &[OffsetSite::Down1, OffsetSite::Down2],
+    ];
+    for sites in subsets {
+        let config = GeneratorConfig {
+            in_channels: 2,
+            out_channels: 1,
+            ngf: 3,
+            n_blocks: 2,
+            offset_layers: sites.to_vec(),
+        };
+        let vs = VarStore::new(Device::Cpu);
+        let g = Generator::new(&vs.root(), &config, &InitConfig::default()).unwrap();
+        let core = ModelConfig {
+            in_channels: 2,
+            out_channels: 1,
+            ngf: 3,
+            n_blocks: 2,
+            offset_layers: OffsetLayers::from_bits(config.offset_bits()).unwrap(),
+        };
+        let expected: Vec<(String, Vec<i64>)> = core
+            .tensors()
+            .map(|spec| {
+                (
+                    spec.id.to_string(),
+                    spec.dims().iter().map(|&d| d as i64).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(g.tensor_names(), expected, "offset layers {sites:?}");
+        assert_eq!(vs.variables().len(), expected.len());
+    }
+}
