@@ -68,6 +68,11 @@ impl OffsetSite {
         }
     }
 
+    /// The site called `name` ([`Self::name`]), if any.
+    pub fn from_name(name: &str) -> Option<OffsetSite> {
+        Self::ALL.into_iter().find(|site| site.name() == name)
+    }
+
     /// Number of feature channels the offset layer at this site resamples.
     pub const fn channels(self, config: &ModelConfig) -> u32 {
         let ngf = config.ngf as u32;

@@ -132,7 +132,7 @@ impl TrainArgs {
             config.generator.offset_layers = sites
                 .iter()
                 .filter(|s| s.as_str() != "none" && !s.is_empty())
-                .map(|s| s.parse())
+                .map(|s| crate::model::generator::parse_site(s))
                 .collect::<anyhow::Result<_>>()
                 .context("--offset-layers")?;
         }

@@ -14,9 +14,6 @@
 //! Parameter names and shapes are the core's `TensorId` names and `TensorSpec` shapes
 //! (`core/src/config.rs`); [`Generator::tensor_names`] lists them in the core's canonical order.
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 use tch::nn::Path;
 use tch::Tensor;
@@ -25,76 +22,30 @@ use super::init::{conv_params, Conv, InitConfig};
 use super::offset::OffsetLayer;
 use super::{conv2d, instance_norm};
 
-/// Where an offset layer may sit (mirrors the core's `OffsetSite`; the names are the ones in
-/// the tensor names, `offset.<name>.weight`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum OffsetSite {
-    /// In front of the 7×7 input conv block (over the image channels).
-    #[serde(rename = "input")]
-    Input,
-    /// In front of the first stride-2 conv block (over `ngf` channels).
-    #[serde(rename = "down1")]
-    Down1,
-    /// In front of the second stride-2 conv block (over `2·ngf` channels).
-    #[serde(rename = "down2")]
-    Down2,
-    /// In front of the first residual block (over `4·ngf` channels).
-    #[serde(rename = "block0")]
-    FirstBlock,
-}
+pub use dicyc_core::{OffsetSite, Pass};
 
-impl OffsetSite {
-    /// All four sites in forward order (the paper's DicycleGAN generator).
-    pub const ALL: [OffsetSite; 4] = [
-        OffsetSite::Input,
-        OffsetSite::Down1,
-        OffsetSite::Down2,
-        OffsetSite::FirstBlock,
-    ];
+/// `offset_layers` in configuration files: the sites' names (`["input", "block0"]`).
+mod site_names {
+    use dicyc_core::OffsetSite;
+    use serde::{Deserialize, Deserializer, Serializer};
 
-    /// The name used in tensor names and configuration files.
-    pub fn name(self) -> &'static str {
-        match self {
-            OffsetSite::Input => "input",
-            OffsetSite::Down1 => "down1",
-            OffsetSite::Down2 => "down2",
-            OffsetSite::FirstBlock => "block0",
-        }
+    pub fn serialize<S: Serializer>(sites: &[OffsetSite], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(sites.iter().map(|site| site.name()))
     }
 
-    /// The bit of this site in the core's `OffsetLayers` set.
-    pub fn bit(self) -> u8 {
-        1 << (self as u8)
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<OffsetSite>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|name| super::parse_site(name).map_err(serde::de::Error::custom))
+            .collect()
     }
 }
 
-impl fmt::Display for OffsetSite {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for OffsetSite {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> anyhow::Result<Self> {
-        OffsetSite::ALL
-            .into_iter()
-            .find(|site| site.name() == s)
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "unknown offset site {s:?}: expected one of input, down1, down2, block0"
-                )
-            })
-    }
-}
-
-/// Which of the two passes to run (DESIGN §2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Pass {
-    /// Through the offset layers (`G`): carries the target domain's geometry.
-    Deformed,
-    /// Bypassing the offset layers (`G~`): aligned with the source.
-    Undeformed,
+/// Parses an offset site's name, with a message listing the valid ones.
+pub fn parse_site(name: &str) -> anyhow::Result<OffsetSite> {
+    OffsetSite::from_name(name).ok_or_else(|| {
+        anyhow::anyhow!("unknown offset site {name:?}: expected one of input, down1, down2, block0")
+    })
 }
 
 /// The generator's shape.
@@ -110,6 +61,7 @@ pub struct GeneratorConfig {
     /// Number of residual blocks.
     pub n_blocks: i64,
     /// Which offset layers exist (empty = the CycleGAN generator).
+    #[serde(with = "site_names")]
     pub offset_layers: Vec<OffsetSite>,
 }
 
@@ -164,7 +116,8 @@ impl GeneratorConfig {
         for (i, site) in self.offset_layers.iter().enumerate() {
             anyhow::ensure!(
                 !self.offset_layers[..i].contains(site),
-                "offset layer {site} listed twice in offset_layers"
+                "offset layer {} listed twice in offset_layers",
+                site.name()
             );
         }
         Ok(())
