@@ -39,7 +39,7 @@ else
     tmp_dir="$(mktemp -d "$cache_root/.torch-install.XXXXXX")"
     trap 'rm -rf "$tmp_dir"' EXIT
     echo "setup-libtorch: installing torch==$TORCH_VERSION from PyPI into $install_dir (~4.7 GB, once)"
-    python3 -m pip install --quiet --no-input --target "$tmp_dir" "torch==$TORCH_VERSION"
+    python3 -m pip install --quiet --no-input --root-user-action=ignore --target "$tmp_dir" "torch==$TORCH_VERSION"
     echo "torch==$TORCH_VERSION" >"$tmp_dir/.dicyc-complete"
     # Atomic from the point of view of the next run: the directory appears complete or not at all.
     mv "$tmp_dir" "$install_dir"
