@@ -1,10 +1,13 @@
 //! The deployment path a user takes, driven through the real command lines in-process:
 //! simulate data → train a tiny model → export weight files and golden bundles → build a
-//! flash image → verify the device against libtorch; a corrupted image is refused.
+//! flash image → verify the device against libtorch; a corrupted image is refused; the
+//! device synthesises a whole test volume (`firmware-sim run`) and agrees with
+//! `trainer synth` of the same volume in the target domain's units.
 
 use std::path::Path;
 
 use clap::Parser;
+use dicyc_trainer::data::nifti_io::{list_volumes, read_volume};
 
 fn trainer(args: &[&str]) -> anyhow::Result<()> {
     let argv = std::iter::once("trainer").chain(args.iter().copied());
@@ -21,6 +24,17 @@ fn path(dir: &Path, name: &str) -> String {
         .to_str()
         .expect("temp paths are UTF-8")
         .to_owned()
+}
+
+/// ‖a − b‖ / ‖b‖ over every voxel.
+fn relative_l2(a: &ndarray::Array3<f32>, b: &ndarray::Array3<f32>) -> f64 {
+    let diff: f64 = a
+        .iter()
+        .zip(b.iter())
+        .map(|(x, y)| f64::from(x - y).powi(2))
+        .sum();
+    let norm: f64 = b.iter().map(|y| f64::from(*y).powi(2)).sum();
+    (diff / norm.max(1e-30)).sqrt()
 }
 
 #[test]
@@ -40,6 +54,10 @@ fn train_export_flash_verify_and_refuse_corruption() {
         "--device",
         "cpu",
         "--quiet",
+        "--data-a",
+        &format!("{data}/train/pd"),
+        "--data-b",
+        &format!("{data}/train/t2"),
         "--run-dir",
         &run,
     ])
@@ -105,5 +123,71 @@ fn train_export_flash_verify_and_refuse_corruption() {
             );
         }
     }
+
+    // A whole test volume on the device vs `trainer synth` (libtorch, the checkpoint).
+    let volume = list_volumes(Path::new(&format!("{data}/test/pd"))).unwrap()[0].clone();
+    let volume_arg = volume.to_str().unwrap();
+    let device_out = path(&dir, "device/out.nii.gz");
+    firmware(&[
+        "run",
+        "--image",
+        &path(&dir, "g_ab.flash"),
+        "--profile",
+        "edge-8m",
+        "--input",
+        volume_arg,
+        "--output",
+        &device_out,
+    ])
+    .unwrap();
+    let synth_dir = path(&dir, "synth");
+    trainer(&[
+        "synth",
+        "--run",
+        &run,
+        "--input",
+        volume_arg,
+        "--out",
+        &synth_dir,
+        "--direction",
+        "a2b",
+        "--pass",
+        "undeformed",
+        "--device",
+        "cpu",
+    ])
+    .unwrap();
+    let on_device = read_volume(Path::new(&device_out)).unwrap();
+    let name = volume.file_name().unwrap();
+    let synth = read_volume(&Path::new(&synth_dir).join(name)).unwrap();
+    assert_eq!(on_device.dim(), synth.dim());
+    assert_eq!(on_device.header.srow_x, synth.header.srow_x);
+    let rel_l2 = relative_l2(&on_device.data, &synth.data);
+    eprintln!("device vs trainer synth over {name:?}: rel L2 {rel_l2:.3e}");
+    assert!(
+        rel_l2 <= 2e-2,
+        "the device's volume differs from trainer synth's: rel L2 {rel_l2:.3e}"
+    );
+    // `trainer synth --weights`: the exported file through dicyc-core on the host, with the
+    // device's loop and normalisation: the device's volume, up to rounding.
+    let core_dir = path(&dir, "synth-core");
+    trainer(&[
+        "synth",
+        "--weights",
+        &format!("{export}/g_ab.dcw"),
+        "--input",
+        volume_arg,
+        "--out",
+        &core_dir,
+        "--pass",
+        "undeformed",
+    ])
+    .unwrap();
+    let on_host = read_volume(&Path::new(&core_dir).join(name)).unwrap();
+    let rel_l2 = relative_l2(&on_host.data, &on_device.data);
+    assert!(
+        rel_l2 <= 1e-5,
+        "trainer synth --weights differs from the device: rel L2 {rel_l2:.3e}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -8,7 +8,8 @@
 #   4. export to the core's fp16 weight files plus golden bundles;
 #   5. a device flash image, and `firmware-sim verify`: the heap-free core on the device
 #      against libtorch, both passes, within the DESIGN tolerances;
-#   6. synthesis of the test volumes and the paper-style evaluation table.
+#   6. `firmware-sim run`: the device synthesises a whole test PD volume (T2 units);
+#   7. synthesis of the test volumes and the paper-style evaluation table.
 # Everything lands in $DICYC_OUT (default out/demo). DEMO_STEPS sets the training length.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -50,6 +51,11 @@ if "$firmware" verify --image "$out/g_ab.flash" --golden "$out/export/golden-ab"
     echo "demo: a corrupted image was accepted" >&2
     exit 1
 fi
+
+say "running the device on a whole test PD volume, slice by slice"
+test_pd=$(ls "$out/data-deformed/test/pd/"*.nii* | head -1)
+"$firmware" run --image "$out/g_ab.flash" --profile edge-8m --input "$test_pd" \
+    --output "$out/device/$(basename "$test_pd")"
 
 say "synthesizing the test volumes and evaluating against the source-aligned ground truth"
 "$trainer" eval --run "$out/run" --data "$out/data-deformed" --out "$out/eval"

@@ -11,6 +11,7 @@ use crate::flash::{build_image, region_of, FlashImage, FLASH_MAGIC};
 use crate::golden::read_bundle;
 use crate::inspect::Inspection;
 use crate::profile::{human_bytes, parse_size, DeviceProfile, NAMED_PROFILES};
+use crate::run::{describe, run_file, PassArg};
 use crate::verify::{MAX_ABS_TOLERANCE, REL_L2_TOLERANCE};
 
 /// Simulates the scanner-attached device that runs the dicyc generator.
@@ -96,6 +97,29 @@ pub enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Run the generator from a flash image within the profile's RAM on a NIfTI volume,
+    /// slice by slice, and write the result (target domain's units, the source's geometry);
+    /// reports peak scratch and time per slice. A corrupted image writes nothing.
+    Run {
+        /// The flash image.
+        #[arg(long)]
+        image: PathBuf,
+        /// The device.
+        #[command(flatten)]
+        profile: ProfileArgs,
+        /// The source volume (.nii or .nii.gz).
+        #[arg(long)]
+        input: PathBuf,
+        /// Where to write the synthesised volume (.nii or .nii.gz).
+        #[arg(long, short)]
+        output: PathBuf,
+        /// Which pass.
+        #[arg(long, value_enum, default_value = "undeformed")]
+        pass: PassArg,
+        /// Corrupt the image before loading it.
+        #[command(flatten)]
+        faults: FaultArgs,
+    },
 }
 
 impl Cli {
@@ -116,6 +140,23 @@ impl Cli {
                 &faults,
                 json.as_deref(),
             ),
+            Command::Run {
+                image,
+                profile,
+                input,
+                output,
+                pass,
+                faults,
+            } => {
+                let profile = profile.resolve()?;
+                let bytes = read_with_faults(&image, &faults)?;
+                let mut device = Device::boot(&bytes, &profile)
+                    .with_context(|| format!("loading {}", image.display()))?;
+                let report = run_file(&mut device, &input, &output, pass)?;
+                println!("{}", describe(&report, profile.ram_bytes));
+                println!("run: {} -> {}", input.display(), output.display());
+                Ok(())
+            }
             Command::Profiles => {
                 println!("{:<10} {:>10} {:>10}  use", "profile", "flash", "RAM");
                 for (name, flash, ram, what) in NAMED_PROFILES {

@@ -11,4 +11,5 @@ pub mod flash;
 pub mod golden;
 pub mod inspect;
 pub mod profile;
+pub mod run;
 pub mod verify;

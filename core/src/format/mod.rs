@@ -75,24 +75,31 @@ pub const RECORD_LEN: usize = 48;
 /// the file).
 pub const ALIGN: usize = 64;
 
-/// Maps a per-volume standardised intensity `z` into the generator's range and back:
+/// Maps a per-volume standardised intensity `z` into the generator's range, and the
+/// generator's output directly into the target domain's units:
 ///
 /// ```text
-/// generator_input = (z - input_offset) * input_scale
-/// z_out           = generator_output * output_scale + output_offset
+/// z               = (x - mean) / sd          (x: source voxel; mean, sd over the whole volume)
+/// generator_input = clamp((z - input_offset) * input_scale, -1, 1)
+/// output          = generator_output * output_scale + output_offset   (target units)
 /// ```
+///
+/// `trainer export` writes `input_offset = 0`, `input_scale = 1 / sd_range` (the training
+/// run's `sd_range`, default 3) and `output_offset`, `output_scale` = the target domain's
+/// typical mean and `sd_range · sd` (from the run's `data-stats.json`; 0 and 1 without it,
+/// i.e. outputs in the generator's range) — exactly the map `trainer synth` applies.
 ///
 /// All four constants must be finite and both scales non-zero; the reader rejects a file
 /// otherwise and the writer refuses to write one.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Normalization {
-    /// Subtracted from the standardised input intensity.
+    /// Subtracted from the standardised input intensity `z`.
     pub input_offset: f32,
-    /// Multiplies the offset input intensity.
+    /// Multiplies the offset input intensity (then clamped to [-1, 1]).
     pub input_scale: f32,
-    /// Added to the scaled generator output.
+    /// Added to the scaled generator output: target units.
     pub output_offset: f32,
-    /// Multiplies the generator output.
+    /// Multiplies the generator output: target units per generator unit.
     pub output_scale: f32,
 }
 

@@ -14,6 +14,7 @@ use dicyc_core::format::{Normalization, WeightFile};
 use dicyc_core::{
     layer_by_layer_minimum_bytes, required_scratch_bytes, synthesize, Pass as CorePass,
 };
+use dicyc_firmware_sim::golden::BundleWriter;
 use dicyc_trainer::export::{core_config, export_generator, tensor_values};
 use dicyc_trainer::model::generator::{Generator, GeneratorConfig, OffsetSite, Pass};
 use dicyc_trainer::model::init::InitConfig;
@@ -43,6 +44,10 @@ struct Args {
     /// Also write the benchmarked weight file here (e.g. to try `firmware-sim flash`).
     #[arg(long)]
     save_weights: Option<std::path::PathBuf>,
+    /// Also write the input and libtorch's outputs of both passes as a golden bundle here
+    /// (for `firmware-sim verify` at this size).
+    #[arg(long)]
+    save_golden: Option<std::path::PathBuf>,
 }
 
 fn median(mut times: Vec<Duration>) -> Duration {
@@ -102,6 +107,7 @@ fn main() -> anyhow::Result<()> {
         dicyc_core::gemm::KERNEL_NAME
     );
 
+    let mut golden_outputs = Vec::new();
     let mut ratios = Vec::new();
     for (pass, core_pass, name) in [
         (Pass::Deformed, CorePass::Deformed, "deformed"),
@@ -109,6 +115,7 @@ fn main() -> anyhow::Result<()> {
     ] {
         let reference = tch::no_grad(|| generator.forward(&input, pass));
         let reference_values = tensor_values(&reference)?;
+        golden_outputs.push(reference_values.clone());
         let mut libtorch_times = Vec::new();
         let mut core_times = Vec::new();
         for rep in 0..=args.reps {
@@ -161,6 +168,18 @@ fn main() -> anyhow::Result<()> {
         scratch_bytes as f64 / MIB,
         minimum as f64 / MIB
     );
+    if let Some(dir) = &args.save_golden {
+        let mut bundle = BundleWriter::create(dir, weights.crc32c(), 1, 1)?;
+        bundle.add(
+            "bench input",
+            h,
+            w,
+            &input_values,
+            &golden_outputs[0],
+            &golden_outputs[1],
+        )?;
+        bundle.finish()?;
+    }
     std::hint::black_box(&output)
         .first()
         .context("empty output")?;

@@ -80,7 +80,8 @@ fn model_specs(a: &EvalArgs, run: &std::path::Path) -> Result<Vec<DirectionSpec>
         let tag = if dir == Direction::A2b { "a2b" } else { "b2a" };
         let pred = a.out.join("synth").join(tag);
         synth::run(&SynthArgs {
-            run: run.to_path_buf(),
+            run: Some(run.to_path_buf()),
+            weights: None,
             checkpoint: a.checkpoint.clone(),
             input: test.join(src),
             out: pred.clone(),

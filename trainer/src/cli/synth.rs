@@ -10,6 +10,10 @@ use clap::{Args, ValueEnum};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
+use dicyc_core::format::WeightFile;
+use dicyc_core::{required_scratch_bytes, synthesize, Pass as CorePass};
+use dicyc_firmware_sim::run::{ensure_single_channel, synthesize_slices};
+
 use crate::data::nifti_io::{is_nifti_path, list_volumes, read_volume, write_volume};
 use crate::data::preprocess::{pad_to_multiple_of_4, prepare, restore, PreprocessOptions};
 use crate::data::sampling::DataStats;
@@ -39,8 +43,13 @@ pub enum PassArg {
 #[derive(Debug, Args)]
 pub struct SynthArgs {
     /// Run directory (config.toml + checkpoints/).
-    #[arg(long)]
-    pub run: PathBuf,
+    #[arg(long, required_unless_present = "weights")]
+    pub run: Option<PathBuf>,
+    /// An exported weight file (`trainer export`, `.dcw`): run it through the heap-free
+    /// `dicyc-core` on the CPU instead of a checkpoint, with the device's normalisation (the
+    /// file's header constants; `--direction`, `--stats` and `--device` do not apply).
+    #[arg(long, conflicts_with_all = ["run", "checkpoint", "stats"])]
+    pub weights: Option<PathBuf>,
     /// Checkpoint folder (default: the run's latest, `checkpoints/latest`).
     #[arg(long)]
     pub checkpoint: Option<PathBuf>,
@@ -123,6 +132,66 @@ pub fn load_generator(
     })
 }
 
+/// The output path of `input` in `out` (file name kept; `.nii.gz` added when it has no
+/// NIfTI extension).
+fn output_path(out: &Path, input: &Path) -> Result<PathBuf> {
+    let name = input.file_name().context("input without a file name")?;
+    let dest = out.join(name);
+    Ok(if is_nifti_path(&dest) {
+        dest
+    } else {
+        out.join(format!("{}.nii.gz", name.to_string_lossy()))
+    })
+}
+
+/// `trainer synth --weights`: the exported weight file through `dicyc-core`, slice by
+/// slice, with the per-slice loop and normalisation of `firmware-sim run`.
+fn run_weights(a: &SynthArgs, weights: &Path, inputs: &[PathBuf]) -> Result<()> {
+    let t0 = Instant::now();
+    let bytes = std::fs::read(weights)
+        .with_context(|| format!("cannot read weight file {}", weights.display()))?;
+    let file = WeightFile::new_checked(&bytes).map_err(|err| {
+        anyhow::anyhow!(
+            "{} is not a valid dicyc weight file: {err}",
+            weights.display()
+        )
+    })?;
+    let config = file.config();
+    ensure_single_channel(&config)?;
+    let pass = match a.pass {
+        PassArg::Undeformed => CorePass::Undeformed,
+        PassArg::Deformed => CorePass::Deformed,
+    };
+    let mut scratch = Vec::<u8>::new();
+    let mut slices = 0usize;
+    for path in inputs {
+        let v = read_volume(path)?;
+        let (data, _) = synthesize_slices(&v, file.normalization(), |_, input, h, w, output| {
+            let need = required_scratch_bytes(&config, h, w)
+                .map_err(|err| anyhow::anyhow!("the core cannot run a {h}x{w} slice: {err}"))?;
+            if scratch.len() < need {
+                scratch.resize(need, 0);
+            }
+            synthesize(&file, input, h, w, pass, &mut scratch[..need], output)
+                .map_err(|err| anyhow::anyhow!("the core refused the slice: {err}"))?;
+            slices += 1;
+            Ok(())
+        })
+        .with_context(|| format!("synthesising {}", path.display()))?;
+        let mut header = v.header.clone();
+        let _ = header.set_description_str(format!("dicyc synth --weights {:?}", a.pass));
+        write_volume(&output_path(&a.out, path)?, &data, &header)?;
+    }
+    eprintln!(
+        "wrote {} volume(s) to {} in {:.1} s ({slices} slices through dicyc-core, weights {})",
+        inputs.len(),
+        a.out.display(),
+        t0.elapsed().as_secs_f64(),
+        weights.display()
+    );
+    Ok(())
+}
+
 /// Runs `trainer synth`.
 pub fn run(a: &SynthArgs) -> Result<()> {
     let t0 = Instant::now();
@@ -138,10 +207,15 @@ pub fn run(a: &SynthArgs) -> Result<()> {
             }
         }
     }
+    let run_dir = match (&a.weights, &a.run) {
+        (Some(weights), _) => return run_weights(a, weights, &inputs),
+        (None, Some(run)) => run,
+        (None, None) => bail!("give --run (a checkpoint) or --weights (an exported weight file)"),
+    };
     let stats_path = a
         .stats
         .clone()
-        .unwrap_or_else(|| a.run.join("data-stats.json"));
+        .unwrap_or_else(|| run_dir.join("data-stats.json"));
     let stats = if stats_path.exists() {
         Some(DataStats::load(&stats_path)?)
     } else {
@@ -157,9 +231,9 @@ pub fn run(a: &SynthArgs) -> Result<()> {
     let device = a.device.resolve()?;
     let ckpt = match &a.checkpoint {
         Some(c) => c.clone(),
-        None => latest_checkpoint(&a.run)?,
+        None => latest_checkpoint(run_dir)?,
     };
-    let g = load_generator(&a.run, &ckpt, a.direction, device)?;
+    let g = load_generator(run_dir, &ckpt, a.direction, device)?;
     let pass = match a.pass {
         PassArg::Undeformed => Pass::Undeformed,
         PassArg::Deformed => Pass::Deformed,
@@ -213,13 +287,7 @@ pub fn run(a: &SynthArgs) -> Result<()> {
             pb.inc(chunk.len() as u64);
         }
         let data = restore(&outputs, &prep, &target);
-        let name = path.file_name().context("input without a file name")?;
-        let dest = a.out.join(name);
-        let dest = if is_nifti_path(&dest) {
-            dest
-        } else {
-            a.out.join(format!("{}.nii.gz", name.to_string_lossy()))
-        };
+        let dest = output_path(&a.out, &path)?;
         let mut header = v.header.clone();
         let _ = header.set_description_str(format!("dicyc synth {:?} {:?}", a.direction, a.pass));
         write_volume(&dest, &data, &header)?;

@@ -1,16 +1,16 @@
 //! The data pipeline: NIfTI in and out, preprocessing, unpaired slice sampling with
 //! augmentation, the simulated IXI-like benchmark and the deformation experiment.
 //! See docs/DATA.md for layouts, defaults and the rules (dimensionality, orientation).
+//!
+//! The libtorch-free parts (NIfTI I/O, volumes, resampling, augmentation, normalisation)
+//! live in the `dicyc-volume` crate, shared with `firmware-sim`, and are re-exported here.
 
-pub mod augment;
 pub mod deform;
-pub mod nifti_io;
-pub mod preprocess;
-pub mod resample;
 pub mod sampling;
 pub mod simulate;
 pub mod template;
-pub mod volume;
+
+pub use dicyc_volume::{augment, nifti_io, preprocess, resample, volume};
 
 pub use nifti_io::{read_volume, write_volume};
 pub use preprocess::PreprocessOptions;

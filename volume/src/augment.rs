@@ -6,7 +6,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::resample::{bilinear, Outside};
+use crate::resample::{bilinear, Outside};
 
 /// Augmentation settings (all draws uniform in ±the given bound).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

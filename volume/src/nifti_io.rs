@@ -21,7 +21,7 @@ use ndarray::{Array3, Ix3};
 use nifti::writer::WriterOptions;
 use nifti::{IntoNdArray, NiftiHeader, NiftiObject, NiftiType, ReaderOptions};
 
-use super::volume::Volume;
+use crate::volume::Volume;
 
 /// Whether a path names a NIfTI-1 single file (`.nii` or `.nii.gz`, any case).
 pub fn is_nifti_path(path: &Path) -> bool {

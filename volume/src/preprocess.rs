@@ -4,16 +4,16 @@
 //! normalisation mapped into the generator's tanh range, `y = clamp((x − mean) / (k·sd), −1, 1)`
 //! with k = `sd_range` (default 3: ±3 sd fill the range), and the inverse recorded
 //! (`x = y·k·sd + mean`) so that outputs are written back in source units. Training slices are
-//! then centre-cropped or padded to the training size (see [`crate::data::sampling`]);
+//! then centre-cropped or padded to the training size (see the trainer's `data::sampling`);
 //! inference runs on whole slices padded to a multiple of 4 (the generator is fully
 //! convolutional) and is mapped back onto the source grid.
 
 use ndarray::{Array2, Array3, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
-use super::augment::AugmentOptions;
-use super::resample::{crop_or_pad, resample_slice, resample_slice_to_shape};
-use super::volume::Volume;
+use crate::augment::AugmentOptions;
+use crate::resample::{crop_or_pad, resample_slice, resample_slice_to_shape};
+use crate::volume::Volume;
 
 /// Which voxels the normalisation statistics are taken over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]

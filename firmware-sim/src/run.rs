@@ -1,0 +1,225 @@
+//! `firmware-sim run`: the device synthesising a whole NIfTI volume, slice by slice.
+//!
+//! Intensities are mapped exactly as the trainer maps them (the weight file's
+//! [`Normalization`] carries the constants, `trainer export` writes them):
+//!
+//! ```text
+//! z               = (x - mean) / sd             per volume, over every voxel (NormRegion::Volume)
+//! generator_input = clamp((z - input_offset) * input_scale, -1, 1)
+//! output          = generator_output * output_scale + output_offset   (target domain's units)
+//! ```
+//!
+//! `mean` and `sd` come from the same function the trainer uses
+//! ([`dicyc_volume::preprocess::Normalization::of`]). Each axial slice is padded (bottom/right)
+//! to multiples of 4 with the normalised background (the volume's minimum), run, and cropped
+//! back, as `trainer synth` does. The device runs at the volume's own voxel size: it does not
+//! resample (train without `--spacing`, or resample volumes before sending them).
+//!
+//! The volume arrays are host-side I/O; per slice, only the device's fixed RAM is used: the
+//! padded input and output buffers are allocated once per volume.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use dicyc_core::format::Normalization;
+use dicyc_core::{ModelConfig, Pass};
+use dicyc_volume::nifti_io::{read_volume, write_volume};
+use dicyc_volume::preprocess::{NormRegion, Normalization as VolumeStats};
+use dicyc_volume::Volume;
+use ndarray::{Array3, Axis};
+
+use crate::device::Device;
+use crate::profile::human_bytes;
+
+/// Which pass `run` uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum PassArg {
+    /// Offset layers bypassed: aligned with the source (the default).
+    #[default]
+    Undeformed,
+    /// Through the offset layers: the target domain's geometry.
+    Deformed,
+}
+
+impl From<PassArg> for Pass {
+    fn from(p: PassArg) -> Pass {
+        match p {
+            PassArg::Undeformed => Pass::Undeformed,
+            PassArg::Deformed => Pass::Deformed,
+        }
+    }
+}
+
+/// What synthesising one volume took.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VolumeStatsReport {
+    /// Axial slices run.
+    pub slices: usize,
+    /// Padded slice size `(height, width)`.
+    pub padded: (usize, usize),
+    /// Mean wall time of the core per slice.
+    pub mean_per_slice: Duration,
+    /// Scratch the core asked for (largest over the slices).
+    pub scratch_bytes: usize,
+    /// Scratch the first slice really touched (canary measurement).
+    pub scratch_touched_bytes: usize,
+    /// RAM in use (scratch + input + output; largest over the slices).
+    pub ram_bytes: usize,
+}
+
+/// The per-volume intensity map of the device: the volume's mean and sd with the weight
+/// file's constants.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeviceMap {
+    /// Volume mean (source units).
+    pub mean: f32,
+    /// Volume standard deviation (source units).
+    pub sd: f32,
+    /// The weight file's constants.
+    pub norm: Normalization,
+}
+
+impl DeviceMap {
+    /// The map of a volume (statistics over every voxel, as the trainer's default).
+    pub fn of(data: &Array3<f32>, norm: Normalization) -> Self {
+        let stats = VolumeStats::of(data, NormRegion::Volume, 1.0);
+        Self {
+            mean: stats.mean,
+            sd: stats.scale,
+            norm,
+        }
+    }
+
+    /// Source units → generator input.
+    pub fn forward(&self, x: f32) -> f32 {
+        let z = (x - self.mean) / self.sd;
+        ((z - self.norm.input_offset) * self.norm.input_scale).clamp(-1.0, 1.0)
+    }
+
+    /// Generator output → target units.
+    pub fn inverse(&self, y: f32) -> f32 {
+        y * self.norm.output_scale + self.norm.output_offset
+    }
+}
+
+/// The per-slice loop shared by `firmware-sim run` and `trainer synth --weights`: maps
+/// `volume` with [`DeviceMap`] (constants `norm`), pads each axial slice to multiples of 4
+/// with the normalised background, hands it to `run_slice(k, input, height, width, output)`
+/// (CHW, one channel; height along the first voxel axis), crops the output back and maps it
+/// into target units. The padded buffers are allocated once; returns the output volume and
+/// the padded size.
+pub fn synthesize_slices<F>(
+    volume: &Volume,
+    norm: Normalization,
+    mut run_slice: F,
+) -> anyhow::Result<(Array3<f32>, (usize, usize))>
+where
+    F: FnMut(usize, &[f32], usize, usize, &mut [f32]) -> anyhow::Result<()>,
+{
+    let map = DeviceMap::of(&volume.data, norm);
+    let min = volume.data.iter().copied().fold(f32::INFINITY, f32::min);
+    let fill = map.forward(min);
+    let (nx, ny, nz) = volume.dim();
+    let (h, w) = (nx.div_ceil(4) * 4, ny.div_ceil(4) * 4);
+    let mut input = vec![fill; h * w];
+    let mut output = vec![0f32; h * w];
+    let mut out = Array3::<f32>::zeros((nx, ny, nz));
+    for k in 0..nz {
+        let slice = volume.data.index_axis(Axis(2), k);
+        for ((i, j), &x) in slice.indexed_iter() {
+            input[i * w + j] = map.forward(x);
+        }
+        run_slice(k, &input, h, w, &mut output)
+            .with_context(|| format!("slice {k} ({nx}x{ny}, padded to {h}x{w})"))?;
+        let mut dst = out.index_axis_mut(Axis(2), k);
+        for ((i, j), y) in dst.indexed_iter_mut() {
+            *y = map.inverse(output[i * w + j]);
+        }
+    }
+    Ok((out, (h, w)))
+}
+
+/// Checks that a generator is single-channel (what volume synthesis handles).
+pub fn ensure_single_channel(config: &ModelConfig) -> anyhow::Result<()> {
+    if config.in_channels != 1 || config.out_channels != 1 {
+        bail!(
+            "the generator has {} input and {} output channels; volume synthesis handles single-channel volumes",
+            config.in_channels,
+            config.out_channels
+        );
+    }
+    Ok(())
+}
+
+/// Runs every axial slice of `volume` on the device; returns the output volume (target
+/// units, the source's grid) and what it took.
+pub fn synthesize_volume(
+    device: &mut Device<'_>,
+    volume: &Volume,
+    pass: Pass,
+) -> anyhow::Result<(Array3<f32>, VolumeStatsReport)> {
+    ensure_single_channel(&device.config())?;
+    let norm = device.image().weights.normalization();
+    let mut report = VolumeStatsReport {
+        slices: volume.dim().2,
+        padded: (0, 0),
+        mean_per_slice: Duration::ZERO,
+        scratch_bytes: 0,
+        scratch_touched_bytes: 0,
+        ram_bytes: 0,
+    };
+    let mut total = Duration::ZERO;
+    let (out, padded) = synthesize_slices(volume, norm, |k, input, h, w, output| {
+        if k == 0 {
+            report.scratch_touched_bytes = device.measure_scratch_touched(input, h, w, pass)?;
+        }
+        let stats = device.run_slice(input, h, w, pass, output)?;
+        total += stats.elapsed;
+        report.scratch_bytes = report.scratch_bytes.max(stats.scratch_bytes);
+        report.ram_bytes = report.ram_bytes.max(stats.ram_bytes);
+        Ok(())
+    })?;
+    report.padded = padded;
+    report.mean_per_slice = total / report.slices.max(1) as u32;
+    Ok((out, report))
+}
+
+/// `firmware-sim run` on one volume: reads `input`, synthesises, writes `output` (atomically,
+/// only when every slice ran).
+pub fn run_file(
+    device: &mut Device<'_>,
+    input: &Path,
+    output: &Path,
+    pass: PassArg,
+) -> anyhow::Result<VolumeStatsReport> {
+    let volume = read_volume(input)?;
+    let (data, report) = synthesize_volume(device, &volume, pass.into())
+        .with_context(|| format!("running {} on the device", input.display()))?;
+    anyhow::ensure!(
+        data.iter().all(|v| v.is_finite()),
+        "the device produced non-finite values for {}",
+        input.display()
+    );
+    let mut header = volume.header.clone();
+    let _ = header.set_description_str(format!("dicyc firmware-sim run {pass:?}"));
+    write_volume(output, &data, &header)?;
+    Ok(report)
+}
+
+/// One line of the report.
+pub fn describe(report: &VolumeStatsReport, ram_total: u64) -> String {
+    format!(
+        "run: {} slices padded to {}x{}, {:.1} ms per slice; peak scratch {} asked ({} B), {} touched ({} B); RAM used {} of {}",
+        report.slices,
+        report.padded.0,
+        report.padded.1,
+        report.mean_per_slice.as_secs_f64() * 1e3,
+        human_bytes(report.scratch_bytes as u64),
+        report.scratch_bytes,
+        human_bytes(report.scratch_touched_bytes as u64),
+        report.scratch_touched_bytes,
+        human_bytes(report.ram_bytes as u64),
+        human_bytes(ram_total),
+    )
+}
