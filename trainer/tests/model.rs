@@ -1,6 +1,6 @@
 //! The generator (offset layers, two passes, names) and the PatchGAN discriminator.
 
-use dicyc_trainer::model::offset::resample;
+use dicyc_trainer::model::offset::{base_coordinate, resample, zero_offset_is_exact};
 use dicyc_trainer::model::{
     Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, InitConfig, OffsetLayer,
     OffsetSite, Pass,
@@ -23,13 +23,56 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
 }
 
 #[test]
-fn zero_offsets_reproduce_the_input() {
+fn zero_offsets_reproduce_the_input_exactly() {
     tch::manual_seed(0);
-    let x = Tensor::randn([2, 3, 12, 20], (Kind::Float, Device::Cpu));
-    let offsets = Tensor::zeros([2, 6, 12, 20], (Kind::Float, Device::Cpu));
-    let y = resample(&x, &offsets);
-    let err = max_abs_diff(&x, &y);
-    assert!(err < 1e-5, "zero offsets changed the input by {err}");
+    // Power-of-two sides (every feature map of a power-of-two image) and the small exact ones.
+    for (h, w) in [(16, 32), (12, 10), (8, 128), (64, 6)] {
+        let x = Tensor::randn([2, 3, h, w], (Kind::Float, Device::Cpu));
+        let offsets = Tensor::zeros([2, 6, h, w], (Kind::Float, Device::Cpu));
+        let y = resample(&x, &offsets);
+        assert!(
+            y.equal(&x),
+            "{h}×{w}: zero offsets changed the input by {}",
+            max_abs_diff(&x, &y)
+        );
+    }
+}
+
+/// The sides whose every pixel has an f32 grid coordinate that libtorch maps back exactly
+/// (module documentation of `model/offset.rs`).
+fn documented_exact_side(n: i64) -> bool {
+    (n as u64).is_power_of_two() || [3, 5, 6, 10, 12].contains(&n)
+}
+
+#[test]
+fn zero_offsets_are_exact_for_exactly_the_documented_sides_and_nearly_so_elsewhere() {
+    tch::manual_seed(10);
+    for n in 1..=1024 {
+        assert_eq!(
+            zero_offset_is_exact(n),
+            documented_exact_side(n),
+            "side {n}"
+        );
+        // Along the columns (2 × n) and along the rows (n × 2); values in [0, 1).
+        for (h, w) in [(2, n), (n, 2)] {
+            let x = Tensor::rand([1, 1, h, w], (Kind::Float, Device::Cpu));
+            let y = resample(&x, &Tensor::zeros([1, 2, h, w], (Kind::Float, Device::Cpu)));
+            let xs = Vec::<f32>::try_from(x.flatten(0, -1)).unwrap();
+            let ys = Vec::<f32>::try_from(y.flatten(0, -1)).unwrap();
+            for (i, (a, b)) in xs.iter().zip(&ys).enumerate() {
+                let i = i as i64;
+                let pixel = if h == 2 { i % w } else { i / w };
+                if base_coordinate(pixel, n).1 {
+                    // The kernel agrees with our model of its formulas: bit for bit.
+                    assert_eq!(a.to_bits(), b.to_bits(), "{h}×{w}, element {i}");
+                } else {
+                    // At most 2^-15 px off: the value moves by at most 2^-15 of a neighbour
+                    // difference (< 1 here), plus rounding.
+                    assert!((a - b).abs() <= 3.1e-5, "{h}×{w}, element {i}: {a} vs {b}");
+                }
+            }
+        }
+    }
 }
 
 #[test]
@@ -78,7 +121,10 @@ fn an_offset_layer_with_zero_weights_is_the_identity() {
         let _ = layer.conv.weight.shallow_clone().zero_();
     });
     let x = Tensor::randn([1, 3, 8, 8], (Kind::Float, Device::Cpu));
-    assert!(max_abs_diff(&layer.forward(&x), &x) < 1e-5);
+    assert!(
+        layer.forward(&x).equal(&x),
+        "a zero offset layer changed its input"
+    );
 }
 
 #[test]
@@ -100,11 +146,12 @@ fn undeformed_pass_equals_deformed_pass_with_offset_convs_zeroed() {
             let _ = layer.conv.bias.shallow_clone().zero_();
         }
     });
+    // 16×16: the offset layers see 16×16, 16×16, 8×8 and 4×4 maps, all exact sides.
     let deformed = g.forward(&x, Pass::Deformed);
-    let err = max_abs_diff(&undeformed, &deformed);
     assert!(
-        err < 1e-4,
-        "undeformed vs zero-offset deformed differ by {err}"
+        undeformed.equal(&deformed),
+        "undeformed vs zero-offset deformed differ by {}",
+        max_abs_diff(&undeformed, &deformed)
     );
     assert_eq!(undeformed.size(), vec![2, 1, 16, 16]);
 }

@@ -16,6 +16,7 @@ fn value(t: &Tensor) -> f64 {
 
 #[test]
 fn nmi_of_an_image_with_itself_is_one_with_self_information_normalisation() {
+    // Exactly 1 by construction (within 0.05 is the bar; this is far inside it).
     let x = smooth_image(48, 1);
     let config = NmiConfig {
         normalisation: NmiNormalisation::SelfInformation,
@@ -25,25 +26,56 @@ fn nmi_of_an_image_with_itself_is_one_with_self_information_normalisation() {
     assert!((v - 1.0).abs() < 1e-4, "NMI(x, x) = {v}");
 }
 
+/// `2((t + 1)/2)² − 1`: a monotonic, non-linear remap of (-1, 1) onto itself.
+fn remap(t: &Tensor) -> Tensor {
+    ((t + 1.0) * 0.5).pow_tensor_scalar(2.0) * 2.0 - 1.0
+}
+
 #[test]
-fn nmi_of_an_image_with_itself_is_near_one_and_the_maximum() {
+fn design_nmi_of_an_image_with_itself_is_near_one_with_a_sharp_window() {
+    // The NMI(x, x) ≈ 1 holds for the DESIGN formula once the window is sharp.
     let x = smooth_image(48, 1);
-    // DESIGN's default (σ = 0.5 bin) smears the soft histogram: NMI(x, x) is its maximum
-    // but below 1. A sharp window recovers ≈ 1.
-    let default = NmiConfig::default();
-    let self_nmi = value(&nmi(&x, &x, &default));
-    let other = value(&nmi(&x, &smooth_image(48, 2), &default));
-    eprintln!("default NMI(x,x) = {self_nmi}, NMI(x,y) = {other}");
-    assert!(
-        self_nmi > 0.5 && self_nmi > 3.0 * other,
-        "NMI(x,x) {self_nmi} vs NMI(x,y) {other}"
-    );
     let sharp = NmiConfig {
         sigma: 0.1,
         ..NmiConfig::default()
     };
     let v = value(&nmi(&x, &x, &sharp));
-    assert!(v > 0.95, "sharp-window NMI(x, x) = {v}");
+    assert!((v - 1.0).abs() < 0.05, "σ = 0.1 bin: NMI(x, x) = {v}");
+}
+
+#[test]
+fn design_default_nmi_of_an_image_with_itself_is_0_69_and_the_maximum() {
+    // DESIGN's default (σ = 0.5 bin) smears the soft histogram, so NMI(x, x) is below 1 —
+    // the values docs/TRAINING.md and loss/nmi.rs quote — but still the largest NMI of x.
+    let default = NmiConfig::default();
+    let x = smooth_image(48, 1);
+    let self_nmi = value(&nmi(&x, &x, &default));
+    assert!(
+        (self_nmi - 0.69).abs() < 0.01,
+        "smooth image: NMI(x, x) = {self_nmi}"
+    );
+    tch::manual_seed(3);
+    let noise = Tensor::rand([1, 1, 64, 64], (Kind::Float, tch::Device::Cpu)) * 2.0 - 1.0;
+    let noise_nmi = value(&nmi(&noise, &noise, &default));
+    assert!(
+        (noise_nmi - 0.70).abs() < 0.01,
+        "uniform noise: NMI(x, x) = {noise_nmi}"
+    );
+
+    tch::manual_seed(100);
+    let remapped_noisy =
+        remap(&x) + Tensor::randn([1, 1, 48, 48], (Kind::Float, tch::Device::Cpu)) * 0.05;
+    for (what, other) in [
+        ("remapped", remap(&x)),
+        ("remapped and noisy", remapped_noisy),
+        ("independent", smooth_image(48, 2)),
+    ] {
+        let v = value(&nmi(&x, &other, &default));
+        assert!(
+            v < self_nmi,
+            "NMI(x, {what} x) = {v} ≥ NMI(x, x) = {self_nmi}"
+        );
+    }
 }
 
 #[test]
@@ -68,8 +100,6 @@ fn nmi_of_independent_images_is_near_zero() {
 fn nmi_is_nearly_invariant_to_a_monotonic_intensity_remap() {
     let x = smooth_image(48, 4);
     let y = smooth_image(48, 5);
-    // A monotonic but non-linear remap of (-1, 1) onto itself.
-    let remap = |t: &Tensor| ((t + 1.0) * 0.5).pow_tensor_scalar(2.0) * 2.0 - 1.0;
     for normalisation in [NmiNormalisation::Sum, NmiNormalisation::SelfInformation] {
         let config = NmiConfig {
             normalisation,

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use dicyc_trainer::cli::train::{run, TrainArgs};
 use dicyc_trainer::model::{DiscriminatorConfig, GeneratorConfig, OffsetSite};
 use dicyc_trainer::source::UnpairedSlices;
+use dicyc_trainer::train::checkpoint::RunState;
 use dicyc_trainer::train::config::{DataConfig, SyntheticConfig};
+use dicyc_trainer::train::schedule::Stage;
 use dicyc_trainer::train::{ModelKind, SyntheticSlices, TrainConfig, Trainer};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -107,20 +109,26 @@ fn parameters(checkpoint: &Path) -> Vec<(String, Tensor)> {
     out
 }
 
+fn state_of(checkpoint: &Path) -> RunState {
+    serde_json::from_str(&std::fs::read_to_string(checkpoint.join("state.json")).unwrap()).unwrap()
+}
+
 #[test]
 fn resume_reproduces_an_uninterrupted_run_and_the_run_directory_is_complete() {
     let dir = scratch_dir("resume");
     let config = tiny_config(ModelKind::Dicyclegan);
     let config_path = write_config(&dir, &config);
-    // Uninterrupted: 5 steps (crosses the epoch boundary after step 3).
+    // Uninterrupted: 8 steps. 3 steps per epoch; epochs 0 and 1 at the fixed rate, the decay
+    // stage from epoch 2 (step 7); the run stops mid-epoch 2.
     let whole = dir.join("whole");
     let (_, summary) = run(&TrainArgs {
-        max_steps: Some(5),
+        max_steps: Some(8),
         ..args(&config_path, &whole)
     })
     .unwrap();
-    assert_eq!(summary.global_step, 5);
-    // Interrupted after 2 steps (mid-epoch, pool not yet full), then resumed to 5.
+    assert_eq!(summary.global_step, 8);
+    // Interrupted after 2 steps (mid-epoch 0; the pools, of 2, have just filled), resumed to
+    // 5 (mid-epoch 1, pools swapping), resumed to 8 (across the start of the decay stage).
     let parts = dir.join("parts");
     let (_, first) = run(&TrainArgs {
         max_steps: Some(2),
@@ -129,14 +137,16 @@ fn resume_reproduces_an_uninterrupted_run_and_the_run_directory_is_complete() {
     })
     .unwrap();
     assert_eq!(first.global_step, 2);
-    let resume = TrainArgs {
+    let resume = |max_steps| TrainArgs {
         resume: Some(parts.clone()),
-        max_steps: Some(5),
+        max_steps: Some(max_steps),
         quiet: true,
         ..TrainArgs::default()
     };
-    let (_, second) = run(&resume).unwrap();
+    let (_, second) = run(&resume(5)).unwrap();
     assert_eq!((second.global_step, second.steps_this_call), (5, 3));
+    let (_, second) = run(&resume(8)).unwrap();
+    assert_eq!((second.global_step, second.steps_this_call), (8, 3));
 
     let a = parameters(summary.checkpoint.as_ref().unwrap());
     let b = parameters(second.checkpoint.as_ref().unwrap());
@@ -158,29 +168,43 @@ fn resume_reproduces_an_uninterrupted_run_and_the_run_directory_is_complete() {
     ] {
         assert!(names.contains(&expected), "missing {expected} in {names:?}");
     }
-    // The logs hold each step once, also across the resume.
-    let steps: Vec<u64> = std::fs::read_to_string(parts.join("losses.jsonl"))
-        .unwrap()
+    // The same schedule: stage, epoch, running loss, RNG position and every step's lr.
+    let state = state_of(summary.checkpoint.as_ref().unwrap());
+    assert_eq!(state, state_of(second.checkpoint.as_ref().unwrap()));
+    assert_eq!((state.epoch, state.step_in_epoch), (2, 2));
+    assert_eq!(state.schedule.stage, Stage::Decay { start: 2 });
+    // The logs hold each step once, also across the resumes, and equal the uninterrupted
+    // run's line for line (losses and lr).
+    let log = |run: &Path| std::fs::read_to_string(run.join("losses.jsonl")).unwrap();
+    assert_eq!(log(&parts), log(&whole));
+    let (steps, lrs): (Vec<u64>, Vec<f64>) = log(&whole)
         .lines()
         .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
-                .as_u64()
-                .unwrap()
+            let v = serde_json::from_str::<serde_json::Value>(l).unwrap();
+            (v["step"].as_u64().unwrap(), v["lr"].as_f64().unwrap())
         })
-        .collect();
-    assert_eq!(steps, vec![1, 2, 3, 4, 5]);
-    // Run directory: re-usable config, CSV, sample grid and curves after the first epoch.
+        .unzip();
+    assert_eq!(steps, (1..=8).collect::<Vec<u64>>());
+    let lr = config.optim.lr;
+    assert_eq!(lrs, [[lr; 6].as_slice(), &[lr * 0.5; 2]].concat());
+    // Run directory: re-usable config, CSV, sample grids and curves after each epoch and at
+    // a mid-epoch stop.
     let saved = TrainConfig::load(&whole.join("config.toml")).unwrap();
     assert_eq!(
         saved,
         TrainConfig {
-            max_steps: 5,
+            max_steps: 8,
             ..config.clone()
         }
     );
     assert!(whole.join("losses.csv").exists());
     assert!(whole.join("epochs.csv").exists());
-    assert!(whole.join("samples/epoch-0001.png").exists());
+    for grid in ["epoch-0001", "epoch-0002", "step-000000008"] {
+        assert!(whole.join(format!("samples/{grid}.png")).exists(), "{grid}");
+    }
+    for grid in ["step-000000002", "step-000000005", "step-000000008"] {
+        assert!(parts.join(format!("samples/{grid}.png")).exists(), "{grid}");
+    }
     assert!(whole.join("curves/g_total.png").exists());
     assert!(whole.join("checkpoints/latest").exists());
     let _ = std::fs::remove_dir_all(&dir);
@@ -312,37 +336,67 @@ fn bad_configuration_or_data_gives_a_clear_error() {
     .unwrap();
     let checkpoint = summary.checkpoint.unwrap();
     let before = parameters(&checkpoint);
-    let mut trainer = Trainer::new(
-        TrainConfig {
-            max_steps: 3,
-            ..config.clone()
-        },
-        Device::Cpu,
-    )
-    .unwrap();
-    trainer.load_checkpoint(&checkpoint).unwrap();
-    tch::no_grad(|| {
-        let _ = trainer.models.vs_g_ab.variables()["head.bias"]
-            .shallow_clone()
-            .fill_(f64::NAN);
-    });
-    let mut run_dir = dicyc_trainer::train::RunDir::open(&good, 1).unwrap();
-    let DataConfig::Synthetic(s) = &config.data else {
-        unreachable!()
-    };
-    let err = trainer
-        .run(&mut SyntheticSlices::new(s).unwrap(), &mut run_dir, false)
-        .unwrap_err();
-    let text = format!("{err:#}");
-    assert!(
-        text.contains("non-finite generator loss") && text.contains("last good checkpoint"),
-        "{text}"
-    );
-    let after = parameters(&checkpoint);
-    for ((n, a), (_, b)) in before.iter().zip(&after) {
-        assert!(a.equal(b), "{n} changed in the last good checkpoint");
+    let checkpoints_before = checkpoint_listing(&good);
+    // NaN in the head bias: the loss itself is NaN. +Inf: tanh saturates, so every loss (and
+    // gradient) stays finite while the weights do not — the checkpoint is refused instead.
+    for (poison, expected) in [
+        (f64::NAN, "non-finite generator loss"),
+        (
+            f64::INFINITY,
+            "refusing to write a checkpoint at step 3: parameter g_ab.head.bias",
+        ),
+    ] {
+        let mut trainer = Trainer::new(
+            TrainConfig {
+                max_steps: 3,
+                ..config.clone()
+            },
+            Device::Cpu,
+        )
+        .unwrap();
+        trainer.load_checkpoint(&checkpoint).unwrap();
+        tch::no_grad(|| {
+            let _ = trainer.models.vs_g_ab.variables()["head.bias"]
+                .shallow_clone()
+                .fill_(poison);
+        });
+        let mut run_dir = dicyc_trainer::train::RunDir::open(&good, 1).unwrap();
+        let DataConfig::Synthetic(s) = &config.data else {
+            unreachable!()
+        };
+        let err = trainer
+            .run(&mut SyntheticSlices::new(s).unwrap(), &mut run_dir, false)
+            .unwrap_err();
+        let text = format!("{err:#}");
+        let last_good = format!("the last good checkpoint is {}", checkpoint.display());
+        assert!(
+            text.contains(expected) && text.contains(&last_good),
+            "{poison}: {text}"
+        );
+        // Nothing new was written, `latest` still names the good checkpoint, and its
+        // weights are untouched.
+        assert_eq!(checkpoint_listing(&good), checkpoints_before, "{poison}");
+        let after = parameters(&checkpoint);
+        for ((n, a), (_, b)) in before.iter().zip(&after) {
+            assert!(
+                a.equal(b),
+                "{poison}: {n} changed in the last good checkpoint"
+            );
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `checkpoints/latest`'s content and the names in `checkpoints/`.
+fn checkpoint_listing(run_dir: &Path) -> (String, Vec<String>) {
+    let dir = run_dir.join("checkpoints");
+    let latest = std::fs::read_to_string(dir.join("latest")).unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    (latest, names)
 }
 
 #[test]

@@ -246,3 +246,118 @@ fn checkpoints_are_renamed_into_place_and_pruned() {
     assert_eq!(checkpoints.latest().unwrap(), Some(last));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_non_finite_gradient_of_a_finite_loss_is_found_and_named_before_any_update() {
+    use dicyc_trainer::train::finite::first_non_finite;
+    let ok = Tensor::ones([2], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+    let w = Tensor::zeros([3], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+    let mut adam = Adam::new(
+        vec![
+            ("ok".into(), ok.shallow_clone()),
+            ("w".into(), w.shallow_clone()),
+        ],
+        0.01,
+        0.5,
+        0.999,
+        1e-8,
+    );
+    adam.zero_grad();
+    // sqrt at 0: the loss is 0 + 2, its gradient in `w` is +Inf.
+    let loss = w.sqrt().sum(Kind::Float) + ok.sum(Kind::Float);
+    assert_eq!(loss.double_value(&[]), 2.0);
+    loss.backward();
+    assert_eq!(adam.non_finite_gradient().as_deref(), Some("w"));
+    // Finite gradients (and parameters without one) pass.
+    adam.zero_grad();
+    ok.sum(Kind::Float).backward();
+    assert_eq!(adam.non_finite_gradient(), None);
+    let nan = Tensor::from_slice(&[1.0f32, f32::NAN]);
+    let inf = Tensor::from_slice(&[f32::NEG_INFINITY]);
+    let fine = Tensor::from_slice(&[f32::MAX]);
+    assert_eq!(
+        first_non_finite([("fine", &fine), ("nan", &nan), ("inf", &inf)]).as_deref(),
+        Some("nan")
+    );
+    assert_eq!(first_non_finite([("fine", &fine)]), None);
+    assert_eq!(first_non_finite(std::iter::empty()), None);
+}
+
+#[test]
+fn zero_fixed_epochs_start_in_the_decay_stage() {
+    let config = schedule(0, 4, false);
+    let mut s = Schedule::start(&config);
+    assert_eq!(s.stage, Stage::Decay { start: 0 });
+    let mut factors = Vec::new();
+    let mut epoch = 0;
+    loop {
+        factors.push(s.lr_factor(epoch, &config));
+        if !s.end_epoch(epoch, 10.0 - epoch as f64, &config) {
+            break;
+        }
+        epoch += 1;
+    }
+    // CycleGAN's rule with n_epochs = 0: no epoch at the full rate.
+    let expected = [0.8, 0.6, 0.4, 0.2];
+    assert_eq!(factors.len(), expected.len(), "{factors:?}");
+    for (f, e) in factors.iter().zip(expected) {
+        assert!((f - e).abs() < 1e-12, "{factors:?}");
+    }
+    // With fixed epochs the start is the fixed stage, and `begin_epoch` is a no-op in a run
+    // whose configuration is unchanged.
+    let config = schedule(3, 4, false);
+    let mut s = Schedule::start(&config);
+    assert_eq!(s.stage, Stage::Fixed);
+    s.begin_epoch(2, &config);
+    assert_eq!(s.stage, Stage::Fixed);
+    // A resume with a lower --epochs moves on at once; a finished decay ends the run.
+    s.begin_epoch(5, &schedule(3, 4, false));
+    assert_eq!(s.stage, Stage::Decay { start: 5 });
+    s.begin_epoch(7, &schedule(3, 2, false));
+    assert_eq!(s.stage, Stage::Done);
+    // No decay stage at all: nothing to train.
+    assert_eq!(Schedule::start(&schedule(0, 0, false)).stage, Stage::Done);
+
+    // The trainer's first step already runs at the decayed rate.
+    let mut config = TrainConfig::small();
+    config.schedule.epochs = 0;
+    let trainer = dicyc_trainer::train::Trainer::new(config.clone(), Device::Cpu).unwrap();
+    assert_eq!(trainer.state.schedule.stage, Stage::Decay { start: 0 });
+    let expected = config.optim.lr * (1.0 - 1.0 / (config.schedule.epochs_decay as f64 + 1.0));
+    assert!((trainer.current_lr() - expected).abs() < 1e-15);
+}
+
+#[test]
+fn run_state_floats_survive_state_json_bit_for_bit() {
+    use dicyc_trainer::train::checkpoint::RunState;
+    use rand::Rng;
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    for i in 0..20_000 {
+        // Arbitrary finite doubles: every exponent, every mantissa.
+        let value = loop {
+            let v = f64::from_bits(rng.gen::<u64>());
+            if v.is_finite() {
+                break v;
+            }
+        };
+        let loss_like = rng.gen_range(0.0..50.0) * rng.gen_range(1.0..3.0);
+        let state = RunState {
+            epoch: i,
+            step_in_epoch: 1,
+            global_step: 2,
+            epoch_loss_sum: value,
+            schedule: Schedule {
+                best: Some(loss_like),
+                ..Schedule::default()
+            },
+            rng_word_pos: "12".into(),
+        };
+        let text = serde_json::to_string_pretty(&state).unwrap();
+        let back: RunState = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.epoch_loss_sum.to_bits(), value.to_bits(), "{text}");
+        assert_eq!(
+            back.schedule.best.map(f64::to_bits),
+            Some(loss_like.to_bits())
+        );
+    }
+}

@@ -8,6 +8,8 @@ use std::path::Path;
 use anyhow::Context;
 use tch::{Kind, Tensor};
 
+use super::finite::first_non_finite;
+
 /// Adam over a fixed list of named parameters (possibly from several VarStores).
 #[derive(Debug)]
 pub struct Adam {
@@ -50,6 +52,18 @@ impl Adam {
         for (_, p) in &mut self.params {
             p.zero_grad();
         }
+    }
+
+    /// The name of the first parameter whose gradient holds a NaN or ±Inf (one host sync):
+    /// a finite loss can still have a non-finite gradient, and [`Adam::step`] would write it
+    /// into the weights and moments.
+    pub fn non_finite_gradient(&self) -> Option<String> {
+        let grads: Vec<(&str, Tensor)> = self
+            .params
+            .iter()
+            .map(|(n, p)| (n.as_str(), p.grad()))
+            .collect();
+        first_non_finite(grads.iter().map(|(n, g)| (*n, g)))
     }
 
     /// One update of every parameter that has a gradient.

@@ -4,6 +4,7 @@
 pub mod adam;
 pub mod checkpoint;
 pub mod config;
+pub mod finite;
 pub mod plots;
 pub mod pool;
 pub mod run;

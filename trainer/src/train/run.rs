@@ -15,6 +15,7 @@ use tch::{Device, Kind, Tensor};
 use super::adam::Adam;
 use super::checkpoint::{write_atomic, Checkpoints, RunState};
 use super::config::{ModelKind, TrainConfig};
+use super::finite::first_non_finite;
 use super::plots;
 use super::pool::ImagePool;
 use super::run_dir::{RunDir, StepLosses};
@@ -189,7 +190,7 @@ impl Trainer {
             step_in_epoch: 0,
             global_step: 0,
             epoch_loss_sum: 0.0,
-            schedule: Schedule::default(),
+            schedule: Schedule::start(&config.schedule),
             rng_word_pos: "0".into(),
         };
         Ok(Trainer {
@@ -339,8 +340,9 @@ impl Trainer {
         })
     }
 
-    /// One optimisation step on the batch `(a, b)`. A non-finite loss is an error and leaves
-    /// the parameters of that update untouched.
+    /// One optimisation step on the batch `(a, b)`. A non-finite loss, or a non-finite
+    /// gradient of a finite loss, is an error and leaves the parameters of that update
+    /// untouched (the check costs one host sync per update).
     pub fn train_step(&mut self, a: &Tensor, b: &Tensor) -> anyhow::Result<StepLosses> {
         let a = a.to_device(self.device).to_kind(Kind::Float);
         let b = b.to_device(self.device).to_kind(Kind::Float);
@@ -369,6 +371,14 @@ impl Trainer {
             }
             self.adam_g.zero_grad();
             total.backward();
+            if let Some(name) = self.adam_g.non_finite_gradient() {
+                anyhow::bail!(
+                    "non-finite gradient of {name} at step {step} (epoch {}) from a finite generator loss {} — \
+                     stopping before the update; lower optim.lr or check the data",
+                    self.state.epoch,
+                    parts.g_total
+                );
+            }
             self.adam_g.step();
             Ok((parts, fakes))
         })();
@@ -400,6 +410,15 @@ impl Trainer {
         );
         self.adam_d.zero_grad();
         (d_a + d_b).backward();
+        if let Some(name) = self.adam_d.non_finite_gradient() {
+            anyhow::bail!(
+                "non-finite gradient of {name} at step {step} (epoch {}) from finite discriminator losses \
+                 d_a {}, d_b {} — stopping before the update; lower optim.lr or check the data",
+                self.state.epoch,
+                parts.d_a,
+                parts.d_b
+            );
+        }
         self.adam_d.step();
 
         parts.step = step;
@@ -409,8 +428,18 @@ impl Trainer {
         Ok(parts)
     }
 
-    /// Writes a checkpoint of everything needed to continue exactly.
+    /// Writes a checkpoint of everything needed to continue exactly. Refuses (an error, nothing
+    /// written, `latest` unchanged) when a parameter holds NaN or ±Inf, so that `latest` always
+    /// names weights worth resuming from.
     pub fn save_checkpoint(&mut self, checkpoints: &Checkpoints) -> anyhow::Result<PathBuf> {
+        let params = self.models.named_parameters();
+        if let Some(name) = first_non_finite(params.iter().map(|(n, t)| (n.as_str(), t))) {
+            anyhow::bail!(
+                "refusing to write a checkpoint at step {}: parameter {name} holds NaN or Inf values \
+                 (the weights diverged; lower optim.lr or check the data)",
+                self.state.global_step
+            );
+        }
         self.state.rng_word_pos = self.rng.get_word_pos().to_string();
         let keep = self.config.output.keep_checkpoints;
         checkpoints.write(self.state.global_step, keep, |dir| {
@@ -507,17 +536,17 @@ impl Trainer {
             checkpoint: None,
         };
         let mut saved_at = None;
-        let fail = |e: anyhow::Error, saved: &Option<PathBuf>, latest: Option<PathBuf>| {
-            let where_ = saved.clone().or(latest);
-            match where_ {
-                Some(p) => e.context(format!(
-                    "training stopped; the last good checkpoint is {}",
-                    p.display()
-                )),
-                None => e.context("training stopped before any checkpoint was written"),
+        let mut plotted_at = None;
+        let plot_every = self.config.output.plot_every;
+        loop {
+            // Acts only at the start with `epochs = 0` or after a resume that shortened the
+            // schedule; see `Schedule::begin_epoch`.
+            self.state
+                .schedule
+                .begin_epoch(self.state.epoch, &self.config.schedule);
+            if self.state.schedule.stage == Stage::Done {
+                break;
             }
-        };
-        while self.state.schedule.stage != Stage::Done {
             while self.state.step_in_epoch < steps_per_epoch {
                 if self.config.max_steps > 0 && self.state.global_step >= self.config.max_steps {
                     summary.reason = StopReason::MaxSteps;
@@ -526,14 +555,12 @@ impl Trainer {
                 let (a, b) = source
                     .next_batch(self.config.batch_size, &mut self.rng)
                     .context("drawing a batch")?;
-                if let Err(e) = self.check_batch(&a, &b, source) {
-                    return Err(fail(e, &summary.checkpoint, checkpoints.latest()?));
-                }
+                self.check_batch(&a, &b, source)
+                    .map_err(|e| stopped(e, &summary, &checkpoints))?;
                 let started = Instant::now();
-                let losses = match self.train_step(&a, &b) {
-                    Ok(l) => l,
-                    Err(e) => return Err(fail(e, &summary.checkpoint, checkpoints.latest()?)),
-                };
+                let losses = self
+                    .train_step(&a, &b)
+                    .map_err(|e| stopped(e, &summary, &checkpoints))?;
                 summary.train_seconds += started.elapsed().as_secs_f64();
                 summary.steps_this_call += 1;
                 self.state.step_in_epoch += 1;
@@ -555,7 +582,7 @@ impl Trainer {
                 bar.inc(1);
                 let every = self.config.output.checkpoint_every;
                 if every > 0 && self.state.global_step % every == 0 {
-                    summary.checkpoint = Some(self.save_checkpoint(&checkpoints)?);
+                    self.checkpoint(&checkpoints, &mut summary)?;
                     saved_at = Some(self.state.global_step);
                 }
             }
@@ -582,19 +609,41 @@ impl Trainer {
             self.state.epoch += 1;
             self.state.step_in_epoch = 0;
             self.state.epoch_loss_sum = 0.0;
-            let plot_every = self.config.output.plot_every;
             if plot_every > 0 && ((epoch + 1) % plot_every == 0 || !go_on) {
-                self.write_plots(run_dir.path(), epoch, &samples, &history)?;
+                let name = format!("epoch-{:04}", epoch + 1);
+                self.write_plots(run_dir.path(), &name, &samples, &history)?;
+                plotted_at = Some(self.state.global_step);
             }
-            summary.checkpoint = Some(self.save_checkpoint(&checkpoints)?);
+            self.checkpoint(&checkpoints, &mut summary)?;
             saved_at = Some(self.state.global_step);
         }
+        // A stop at `max_steps` (mid-epoch, or at an epoch end not due for plots) still
+        // shows where the run got to.
+        let unplotted = summary.steps_this_call > 0 && plotted_at != Some(self.state.global_step);
+        if summary.reason == StopReason::MaxSteps && plot_every > 0 && unplotted {
+            let name = format!("step-{:09}", self.state.global_step);
+            self.write_plots(run_dir.path(), &name, &samples, &history)?;
+        }
         if saved_at != Some(self.state.global_step) {
-            summary.checkpoint = Some(self.save_checkpoint(&checkpoints)?);
+            self.checkpoint(&checkpoints, &mut summary)?;
         }
         bar.finish_and_clear();
         summary.global_step = self.state.global_step;
         Ok(summary)
+    }
+
+    /// [`Trainer::save_checkpoint`] inside [`Trainer::run`]: records the checkpoint in the
+    /// summary, or stops with the error pointing at the last good checkpoint.
+    fn checkpoint(
+        &mut self,
+        checkpoints: &Checkpoints,
+        summary: &mut RunSummary,
+    ) -> anyhow::Result<()> {
+        let path = self
+            .save_checkpoint(checkpoints)
+            .map_err(|e| stopped(e, summary, checkpoints))?;
+        summary.checkpoint = Some(path);
+        Ok(())
     }
 
     /// A fixed batch for the sample grids, drawn with its own RNG (the training RNG is not
@@ -608,12 +657,12 @@ impl Trainer {
         Ok((a.to_device(self.device), b.to_device(self.device)))
     }
 
-    /// Writes `samples/epoch-<N>.png` (rows: A slices then B slices; columns: source |
+    /// Writes `samples/<name>.png` (rows: A slices then B slices; columns: source |
     /// deformed | undeformed | undeformed cycle) and `curves/*.png`.
     fn write_plots(
         &self,
         run_dir: &Path,
-        epoch: u32,
+        name: &str,
         samples: &(Tensor, Tensor),
         history: &[StepLosses],
     ) -> anyhow::Result<()> {
@@ -633,13 +682,27 @@ impl Trainer {
             }
             rows
         });
-        plots::sample_grid(
-            &run_dir
-                .join("samples")
-                .join(format!("epoch-{:04}.png", epoch + 1)),
-            &rows,
-        )?;
+        plots::sample_grid(&run_dir.join("samples").join(format!("{name}.png")), &rows)?;
         plots::loss_curves(&run_dir.join("curves"), history)
+    }
+}
+
+/// `e` as the reason a run stopped, naming the last good checkpoint: the one this call wrote
+/// last, else the one `latest` names (every checkpoint holds finite weights).
+fn stopped(e: anyhow::Error, summary: &RunSummary, checkpoints: &Checkpoints) -> anyhow::Error {
+    let last_good = match &summary.checkpoint {
+        Some(p) => Ok(Some(p.clone())),
+        None => checkpoints.latest(),
+    };
+    match last_good {
+        Ok(Some(p)) => e.context(format!(
+            "training stopped; the last good checkpoint is {}",
+            p.display()
+        )),
+        Ok(None) => e.context("training stopped before any checkpoint was written"),
+        Err(pointer) => e.context(format!(
+            "training stopped; the last checkpoint could not be found: {pointer:#}"
+        )),
     }
 }
 

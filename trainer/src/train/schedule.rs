@@ -44,6 +44,42 @@ impl Default for Schedule {
 }
 
 impl Schedule {
+    /// The state a run starts in: the fixed stage, or straight into the decay stage (at its
+    /// first, already decayed, rate) when `config.epochs` is 0 — CycleGAN's rule gives no
+    /// full-rate epoch then either.
+    pub fn start(config: &ScheduleConfig) -> Schedule {
+        let mut schedule = Schedule::default();
+        schedule.begin_epoch(0, config);
+        schedule
+    }
+
+    /// Brings the stage up to date before `epoch` is trained. A no-op within a run whose
+    /// configuration does not change ([`Schedule::end_epoch`] already advanced it); it acts
+    /// at the start (`epochs = 0`) and on a resume with a lower `--epochs` or
+    /// `--epochs-decay`: a fixed stage with no epochs left moves to the decay stage from
+    /// `epoch`, a decay stage already complete ends.
+    pub fn begin_epoch(&mut self, epoch: u32, config: &ScheduleConfig) {
+        match self.stage {
+            Stage::Fixed if epoch >= config.epochs => self.leave_fixed(epoch, config),
+            Stage::Decay { start } if epoch >= start.saturating_add(config.epochs_decay) => {
+                self.stage = Stage::Done;
+            }
+            _ => {}
+        }
+    }
+
+    /// Ends the fixed stage: the decay stage starts at `epoch` with a fresh early-stop
+    /// record, or the run is done when there is no decay stage.
+    fn leave_fixed(&mut self, epoch: u32, config: &ScheduleConfig) {
+        if config.epochs_decay == 0 {
+            self.stage = Stage::Done;
+        } else {
+            self.stage = Stage::Decay { start: epoch };
+            self.best = None;
+            self.since_best = 0;
+        }
+    }
+
     /// Learning-rate factor (× the initial lr) for `epoch` (0-based).
     ///
     /// CycleGAN's rule `1 − max(0, e + 1 − n_fixed) / (n_decay + 1)`, with the decay counted
@@ -74,13 +110,7 @@ impl Schedule {
             Stage::Fixed => {
                 let patience_hit = config.early_stop && self.since_best >= config.patience;
                 if next >= config.epochs || patience_hit {
-                    if config.epochs_decay == 0 {
-                        self.stage = Stage::Done;
-                    } else {
-                        self.stage = Stage::Decay { start: next };
-                        self.best = None;
-                        self.since_best = 0;
-                    }
+                    self.leave_fixed(next, config);
                 }
             }
             Stage::Decay { start } => {
