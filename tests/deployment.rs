@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use clap::Parser;
+use dicyc_firmware_sim::golden::read_bundle;
 use dicyc_trainer::data::nifti_io::{list_volumes, read_volume};
 
 fn trainer(args: &[&str]) -> anyhow::Result<()> {
@@ -76,6 +77,28 @@ fn train_export_flash_verify_and_refuse_corruption() {
         "2",
     ])
     .unwrap();
+
+    // Without --golden-a/--golden-b, the bundles come from the training volumes the run's
+    // config.toml records, for the same weights.
+    let export_default = path(&dir, "export-default");
+    trainer(&[
+        "export",
+        "--run",
+        &run,
+        "--out",
+        &export_default,
+        "--golden-slices",
+        "1",
+    ])
+    .unwrap();
+    for tag in ["ab", "ba"] {
+        let (manifest, slices) =
+            read_bundle(Path::new(&format!("{export_default}/golden-{tag}"))).unwrap();
+        assert_eq!(slices.len(), 1, "g_{tag}");
+        let weights = std::fs::read(format!("{export}/g_{tag}.dcw")).unwrap();
+        let inspection = dicyc_firmware_sim::inspect::Inspection::of(&weights).unwrap();
+        assert_eq!(manifest.weights_crc32c, inspection.crc32c.header, "g_{tag}");
+    }
 
     for tag in ["ab", "ba"] {
         let image = path(&dir, &format!("g_{tag}.flash"));

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::device::Device;
 use crate::fault::FaultArgs;
-use crate::flash::{build_image, region_of, FlashImage, FLASH_MAGIC};
+use crate::flash::{build_image, FaultMap, FlashImage, FLASH_MAGIC};
 use crate::golden::read_bundle;
 use crate::inspect::Inspection;
 use crate::profile::{human_bytes, parse_size, DeviceProfile, NAMED_PROFILES};
@@ -209,34 +209,53 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))
 }
 
-/// Reads an image, applies the requested faults and reports each one with the region it
-/// hit (named from the pristine image's layout).
+/// Reads an image (or a weight file), applies the requested faults and reports each one
+/// with the section it hit, named from the pristine file's layout. Faults are aimed at the
+/// bytes the loader reads: flips land within the image proper, and a truncation that would
+/// cut nothing of it is refused.
 pub fn read_with_faults(path: &Path, faults: &FaultArgs) -> anyhow::Result<Vec<u8>> {
     let mut bytes = read(path, "file")?;
     if !faults.any() {
         return Ok(bytes);
     }
     let pristine = bytes.clone();
-    let flips = faults.apply(&mut bytes);
-    let is_image = pristine.starts_with(&FLASH_MAGIC);
-    let layout = if is_image {
-        FlashImage::new_checked(&pristine).ok().map(|i| i.weights)
-    } else {
-        None
-    };
-    for flip in &flips {
-        let region = if is_image {
-            region_of(pristine.len(), layout.as_ref(), flip.offset)
-        } else {
-            "file"
-        };
+    let map = FaultMap::of(&pristine);
+    let what = map.what();
+    if let Some(len) = faults.truncate {
+        anyhow::ensure!(
+            len < pristine.len(),
+            "nothing to corrupt: --truncate {len} is at or past the end of {} ({} bytes)",
+            path.display(),
+            pristine.len()
+        );
+        anyhow::ensure!(
+            len < map.covered_len,
+            "nothing to corrupt: --truncate {len} only cuts bytes after the {what} in {} (the {what} is its first {} bytes; the loader ignores the rest)",
+            path.display(),
+            map.covered_len
+        );
+    }
+    if faults.flip_bits.is_some_and(|n| n > 0) {
+        anyhow::ensure!(
+            map.covered_len > 0,
+            "nothing to corrupt: {} is empty",
+            path.display()
+        );
+    }
+    for flip in faults.apply(&mut bytes, map.covered_len) {
         eprintln!(
-            "fault: flipped bit {} of byte {} ({region})",
-            flip.bit, flip.offset
+            "fault: flipped bit {} of byte {} ({})",
+            flip.bit,
+            flip.offset,
+            map.region(flip.offset)
         );
     }
     if let Some(len) = faults.truncate {
-        eprintln!("fault: truncated {} bytes to {len}", pristine.len());
+        eprintln!(
+            "fault: truncated {} bytes to {len}, cutting into the {}",
+            pristine.len(),
+            map.region(len)
+        );
     }
     Ok(bytes)
 }
@@ -260,17 +279,19 @@ fn inspect(path: &Path, json: bool, faults: &FaultArgs) -> anyhow::Result<()> {
                 "planned_height": image.planned_height,
                 "planned_width": image.planned_width,
                 "planned_ram_bytes": image.planned_ram,
+                "header_crc32c": format!("{:08x}", image.header_crc32c),
             });
         }
         print_stdout(&format!("{}\n", serde_json::to_string_pretty(&value)?))?;
     } else {
         if let Some(image) = flash {
             println!(
-                "dicyc flash image, {} bytes: valid; provisioned for {}x{} slices needing {} of RAM",
+                "dicyc flash image, {} bytes: valid; provisioned for {}x{} slices needing {} of RAM; flash header crc32c {:08x}",
                 image.image_len,
                 image.planned_height,
                 image.planned_width,
-                human_bytes(image.planned_ram)
+                human_bytes(image.planned_ram),
+                image.header_crc32c
             );
         }
         print_stdout(&inspection.to_string())?;

@@ -30,10 +30,13 @@ impl FaultArgs {
         self.flip_bits.is_some_and(|n| n > 0) || self.truncate.is_some()
     }
 
-    /// Applies the requested faults; returns the flipped bits (sorted).
-    pub fn apply(&self, image: &mut Vec<u8>) -> Vec<BitFlip> {
+    /// Applies the requested faults; returns the flipped bits (sorted). Bits are chosen
+    /// among the first `covered_len` bytes (the image proper: bytes after it are not read
+    /// by the loader, so a flip there would corrupt nothing).
+    pub fn apply(&self, image: &mut Vec<u8>, covered_len: usize) -> Vec<BitFlip> {
+        let covered = covered_len.min(image.len());
         let flips = match self.flip_bits {
-            Some(n) => flip_bits(image, n, self.seed),
+            Some(n) => flip_bits(&mut image[..covered], n, self.seed),
             None => Vec::new(),
         };
         if let Some(len) = self.truncate {
@@ -94,5 +97,19 @@ mod tests {
         let mut c = vec![0u8; 2];
         assert_eq!(flip_bits(&mut c, 100, 1).len(), 16);
         assert_eq!(c, vec![0xff, 0xff]);
+    }
+
+    #[test]
+    fn flips_stay_within_the_covered_bytes() {
+        let args = FaultArgs {
+            flip_bits: Some(40),
+            seed: 3,
+            truncate: None,
+        };
+        let mut image = vec![0u8; 64];
+        let flips = args.apply(&mut image, 8);
+        assert_eq!(flips.len(), 40);
+        assert!(flips.iter().all(|f| f.offset < 8), "{flips:?}");
+        assert!(image[8..].iter().all(|&b| b == 0));
     }
 }

@@ -96,6 +96,8 @@ pub struct FlashImage<'a> {
     pub planned_ram: u64,
     /// Length of the image proper (header + weight file).
     pub image_len: usize,
+    /// The flash header's own CRC-32C (bytes 60..64), checked.
+    pub header_crc32c: u32,
 }
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
@@ -168,6 +170,7 @@ impl<'a> FlashImage<'a> {
             planned_width: u32_at(header, 40),
             planned_ram: u64_at(header, 48),
             image_len: end as usize,
+            header_crc32c: stored,
         })
     }
 }
@@ -232,31 +235,79 @@ pub fn build_image(
     Ok(image)
 }
 
-/// Names the part of a flash image that byte `offset` belongs to, for fault reports.
-pub fn region_of(
-    image_len: usize,
-    weights: Option<&WeightFile<'_>>,
-    offset: usize,
-) -> &'static str {
-    if offset < FLASH_HEADER_LEN {
-        return "flash header";
+/// The layout of a file on its way to the device (a flash image or a plain weight file),
+/// read from the pristine bytes before any fault, so that each fault can be reported with
+/// the section it hits and aimed at bytes a checksum covers.
+#[derive(Debug, Clone, Copy)]
+pub struct FaultMap<'a> {
+    /// A flash image (else a weight file).
+    pub flash: bool,
+    /// Bytes of the image or weight file proper, all under a checksum. Bytes after them
+    /// (erased flash) are ignored by the loader, so a fault there would corrupt nothing.
+    pub covered_len: usize,
+    weights: Option<WeightFile<'a>>,
+}
+
+impl<'a> FaultMap<'a> {
+    /// The layout of `pristine`. A file that is already invalid has no known sections
+    /// beyond its headers, and all of its bytes count as covered.
+    pub fn of(pristine: &'a [u8]) -> FaultMap<'a> {
+        let flash = pristine.starts_with(&FLASH_MAGIC);
+        let layout = if flash {
+            FlashImage::new_checked(pristine)
+                .ok()
+                .map(|image| (image.image_len, image.weights))
+        } else {
+            WeightFile::new_checked(pristine)
+                .ok()
+                .map(|weights| (weights.bytes().len(), weights))
+        };
+        FaultMap {
+            flash,
+            covered_len: layout.map_or(pristine.len(), |(len, _)| len),
+            weights: layout.map(|(_, weights)| weights),
+        }
     }
-    if offset >= image_len {
-        return "past the image";
+
+    /// What the file is, for messages.
+    pub fn what(&self) -> &'static str {
+        if self.flash {
+            "flash image"
+        } else {
+            "weight file"
+        }
     }
-    let Some(weights) = weights else {
-        return "weight file";
-    };
-    let within = offset - FLASH_HEADER_LEN;
-    let data_start = weights.tensors().next().map_or(usize::MAX, |t| {
-        t.bytes.as_ptr() as usize - weights.bytes().as_ptr() as usize
-    });
-    let header_len = dicyc_core::format::HEADER_LEN;
-    if within < header_len {
-        "weight-file header"
-    } else if within < data_start {
-        "weight-file tensor table"
-    } else {
-        "weight-file data"
+
+    /// Names the section that byte `offset` of the file belongs to.
+    pub fn region(&self, offset: usize) -> &'static str {
+        if offset >= self.covered_len {
+            return if self.flash {
+                "past the image"
+            } else {
+                "past the weight file"
+            };
+        }
+        let within = if self.flash {
+            if offset < FLASH_HEADER_LEN {
+                return "flash header";
+            }
+            offset - FLASH_HEADER_LEN
+        } else {
+            offset
+        };
+        if within < dicyc_core::format::HEADER_LEN {
+            return "weight-file header";
+        }
+        let Some(weights) = self.weights else {
+            return "weight file";
+        };
+        let data_start = weights.tensors().next().map_or(usize::MAX, |t| {
+            t.bytes.as_ptr() as usize - weights.bytes().as_ptr() as usize
+        });
+        if within < data_start {
+            "weight-file tensor table"
+        } else {
+            "weight-file data"
+        }
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! A directory holding `golden.json` and raw little-endian f32 files in CHW order, so that
 //! anyone can read them (`numpy.fromfile(path, "<f4").reshape(c, h, w)`). Specified in
-//! `docs/GOLDEN.md`.
+//! docs/FIRMWARE.md, section "Golden bundle (version 1)".
 
 use std::path::{Path, PathBuf};
 

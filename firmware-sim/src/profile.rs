@@ -18,7 +18,9 @@ pub struct DeviceProfile {
     pub ram_bytes: u64,
 }
 
-/// The named profiles: accelerator boards of the sizes scanner vendors fit.
+/// The named profiles: accelerator boards of the sizes scanner vendors fit. The uses are
+/// what the profile holds with the paper-size generator (24.65 MiB image; RAM = scratch of
+/// docs/MEMORY.md + f32 input and output slices).
 pub const NAMED_PROFILES: &[(&str, u64, u64, &str)] = &[
     (
         "edge-8m",
@@ -26,18 +28,23 @@ pub const NAMED_PROFILES: &[(&str, u64, u64, &str)] = &[
         8 * MIB,
         "small MCU-class board: small models or small slices",
     ),
-    ("edge-16m", 32 * MIB, 16 * MIB, "mid-size board"),
+    (
+        "edge-16m",
+        32 * MIB,
+        16 * MIB,
+        "paper-size model at 256x256 (needs 13.77 MiB RAM)",
+    ),
     (
         "edge-32m",
         64 * MIB,
         32 * MIB,
-        "paper-size model at 256x256",
+        "paper-size model up to 384x384 (needs 29.74 MiB RAM)",
     ),
     (
         "edge-64m",
         128 * MIB,
         64 * MIB,
-        "large board, room for bigger slices",
+        "paper-size model at 512x512 (needs 51.96 MiB RAM)",
     ),
 ];
 

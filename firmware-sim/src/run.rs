@@ -58,8 +58,12 @@ pub struct VolumeStatsReport {
     pub slices: usize,
     /// Padded slice size `(height, width)`.
     pub padded: (usize, usize),
+    /// Shortest wall time of the core on one slice.
+    pub min_per_slice: Duration,
     /// Mean wall time of the core per slice.
     pub mean_per_slice: Duration,
+    /// Longest wall time of the core on one slice (the one a device's deadline must cover).
+    pub max_per_slice: Duration,
     /// Scratch the core asked for (largest over the slices).
     pub scratch_bytes: usize,
     /// Scratch the first slice really touched (canary measurement).
@@ -164,7 +168,9 @@ pub fn synthesize_volume(
     let mut report = VolumeStatsReport {
         slices: volume.dim().2,
         padded: (0, 0),
+        min_per_slice: Duration::MAX,
         mean_per_slice: Duration::ZERO,
+        max_per_slice: Duration::ZERO,
         scratch_bytes: 0,
         scratch_touched_bytes: 0,
         ram_bytes: 0,
@@ -176,12 +182,17 @@ pub fn synthesize_volume(
         }
         let stats = device.run_slice(input, h, w, pass, output)?;
         total += stats.elapsed;
+        report.min_per_slice = report.min_per_slice.min(stats.elapsed);
+        report.max_per_slice = report.max_per_slice.max(stats.elapsed);
         report.scratch_bytes = report.scratch_bytes.max(stats.scratch_bytes);
         report.ram_bytes = report.ram_bytes.max(stats.ram_bytes);
         Ok(())
     })?;
     report.padded = padded;
     report.mean_per_slice = total / report.slices.max(1) as u32;
+    if report.slices == 0 {
+        report.min_per_slice = Duration::ZERO;
+    }
     Ok((out, report))
 }
 
@@ -210,11 +221,13 @@ pub fn run_file(
 /// One line of the report.
 pub fn describe(report: &VolumeStatsReport, ram_total: u64) -> String {
     format!(
-        "run: {} slices padded to {}x{}, {:.1} ms per slice; peak scratch {} asked ({} B), {} touched ({} B); RAM used {} of {}",
+        "run: {} slices padded to {}x{}, {:.1}/{:.1}/{:.1} ms per slice (min/mean/max); peak scratch {} asked ({} B), {} touched ({} B); RAM used {} of {}",
         report.slices,
         report.padded.0,
         report.padded.1,
+        report.min_per_slice.as_secs_f64() * 1e3,
         report.mean_per_slice.as_secs_f64() * 1e3,
+        report.max_per_slice.as_secs_f64() * 1e3,
         human_bytes(report.scratch_bytes as u64),
         report.scratch_bytes,
         human_bytes(report.scratch_touched_bytes as u64),

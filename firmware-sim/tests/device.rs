@@ -238,32 +238,115 @@ fn verify_passes_on_the_same_weights_and_fails_on_perturbed_ones() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("beyond tolerance"));
 }
 
+/// The section of a flash image of `weights` that byte `offset` is in, from the documented
+/// layouts (docs/FIRMWARE.md, docs/FORMAT.md) and the tensor table's first data offset.
+fn expected_region(weights: &[u8], offset: usize) -> &'static str {
+    let data_start = dicyc_firmware_sim::inspect::Inspection::of(weights)
+        .unwrap()
+        .tensors[0]
+        .offset;
+    match offset {
+        o if o < 64 => "flash header",
+        o if o < 64 + dicyc_core::format::HEADER_LEN => "weight-file header",
+        o if o < 64 + data_start => "weight-file tensor table",
+        o if o < 64 + weights.len() => "weight-file data",
+        _ => "past the image",
+    }
+}
+
+fn inspect_cli(path: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_firmware-sim"))
+        .arg("inspect")
+        .arg(path)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[test]
-fn faults_injected_on_the_command_line_are_reported_and_refused() {
+fn faults_injected_on_the_command_line_are_reported_with_their_section_and_refused() {
     let dir = std::env::temp_dir().join(format!("dicyc-faults-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    let weights = weight_file(1, 1.0);
+    let pristine = image();
     let path = dir.join("image.flash");
-    std::fs::write(&path, image()).unwrap();
-    for args in [
-        vec!["--flip-bits", "3", "--seed", "9"],
-        vec!["--truncate", "1000"],
-    ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_firmware-sim"))
-            .arg("inspect")
-            .arg(&path)
-            .args(&args)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "fault {args:?} not detected");
-        assert!(stderr.contains("fault:"), "{stderr}");
+    std::fs::write(&path, &pristine).unwrap();
+
+    // Truncations name the section they cut into.
+    for len in [10, 100, 300, 1000, pristine.len() - 1] {
+        let (ok, stderr) = inspect_cli(&path, &["--truncate", &len.to_string()]);
+        assert!(!ok, "truncation to {len} not detected");
+        let region = expected_region(&weights, len);
+        assert!(
+            stderr.contains(&format!("to {len}, cutting into the {region}")),
+            "truncate {len}: {stderr}"
+        );
         assert!(stderr.contains("not a valid flash image"), "{stderr}");
     }
+    // Bit flips: every reported byte is in the image, in the section the layout says.
+    for seed in 0..8u64 {
+        let (ok, stderr) = inspect_cli(&path, &["--flip-bits", "3", "--seed", &seed.to_string()]);
+        assert!(!ok, "flips with seed {seed} not detected");
+        let flips: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("fault: flipped bit"))
+            .collect();
+        assert_eq!(flips.len(), 3, "{stderr}");
+        for line in flips {
+            let offset: usize = line
+                .split("of byte ")
+                .nth(1)
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("no byte offset in {line:?}"));
+            let region = expected_region(&weights, offset);
+            assert_ne!(region, "past the image", "{line}");
+            assert!(line.ends_with(&format!("({region})")), "{line}");
+        }
+    }
+    // Nothing to corrupt: a truncation at or past the end is refused as such.
+    for len in [pristine.len(), pristine.len() + 5] {
+        let (ok, stderr) = inspect_cli(&path, &["--truncate", &len.to_string()]);
+        assert!(!ok);
+        assert!(stderr.contains("nothing to corrupt"), "{stderr}");
+        assert!(!stderr.contains("fault:"), "{stderr}");
+    }
+
+    // Erased flash after the image: flips still land in the image and are caught, and a
+    // truncation that only cuts the erased bytes is refused.
+    let padded = dir.join("padded.flash");
+    let mut bytes = pristine.clone();
+    bytes.resize(5 * pristine.len(), 0xff);
+    std::fs::write(&padded, &bytes).unwrap();
+    let (ok, _) = inspect_cli(&padded, &[]);
+    assert!(ok, "trailing erased bytes must not invalidate the image");
+    for seed in 0..8u64 {
+        let (ok, stderr) = inspect_cli(&padded, &["--flip-bits", "1", "--seed", &seed.to_string()]);
+        assert!(!ok, "a flip with seed {seed} was not caught: {stderr}");
+        assert!(!stderr.contains("past the image"), "{stderr}");
+    }
+    let (ok, stderr) = inspect_cli(&padded, &["--truncate", &pristine.len().to_string()]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("nothing to corrupt") && stderr.contains("only cuts bytes after"),
+        "{stderr}"
+    );
+
     let out = Command::new(env!("CARGO_BIN_EXE_firmware-sim"))
         .arg("inspect")
         .arg(&path)
         .output()
         .unwrap();
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("dicyc flash image"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let header_crc = u32::from_le_bytes(pristine[60..64].try_into().unwrap());
+    assert!(
+        stdout.contains("dicyc flash image")
+            && stdout.contains(&format!("flash header crc32c {header_crc:08x}")),
+        "{stdout}"
+    );
 }

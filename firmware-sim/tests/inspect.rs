@@ -107,3 +107,44 @@ fn a_truncated_file_is_refused() {
         .to_lowercase()
         .contains("trunc"));
 }
+
+#[test]
+fn faults_in_a_weight_file_name_its_section() {
+    let bytes = small_weight_file();
+    let data_start = dicyc_firmware_sim::inspect::Inspection::of(&bytes)
+        .unwrap()
+        .tensors[0]
+        .offset;
+    for (len, region) in [
+        (50, "weight-file header"),
+        (
+            dicyc_core::format::HEADER_LEN + 10,
+            "weight-file tensor table",
+        ),
+        (data_start + 10, "weight-file data"),
+    ] {
+        let out = inspect(&bytes, &["--truncate", &len.to_string()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "truncation to {len} not detected");
+        assert!(
+            stderr.contains(&format!("cutting into the {region}")),
+            "{stderr}"
+        );
+    }
+    let out = inspect(&bytes, &["--flip-bits", "4", "--seed", "2"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    let flips: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("fault: flipped bit"))
+        .collect();
+    assert_eq!(flips.len(), 4, "{stderr}");
+    assert!(
+        flips.iter().all(|l| l.contains("(weight-file ")),
+        "{stderr}"
+    );
+    let out = inspect(&bytes, &["--truncate", &bytes.len().to_string()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("nothing to corrupt"), "{stderr}");
+}

@@ -1,6 +1,10 @@
 //! `trainer export`: a run's checkpoint → one weight file per direction (fp16, through the
-//! core's writer) with a quantization report, and a golden bundle per direction: real
-//! input slices with libtorch's fp32 outputs of both passes, for `firmware-sim verify`.
+//! core's writer) with a per-tensor quantization report, and a golden bundle per direction:
+//! real input slices with libtorch's fp32 outputs of both passes, for `firmware-sim verify`.
+//!
+//! A value fp16 cannot hold fails the export, never a clamp: both generators are measured
+//! first, and when any tensor of either fails, `export.json` lists them and no weight file
+//! is written, so a deployment never gets one direction of a model (docs/FIRMWARE.md).
 
 use std::path::{Path, PathBuf};
 
@@ -16,8 +20,10 @@ use crate::data::nifti_io::{list_volumes, read_volume};
 use crate::data::preprocess::{pad_to_multiple_of_4, prepare, PreprocessOptions};
 use crate::data::sampling::DataStats;
 use crate::device::DeviceChoice;
-use crate::export::{core_config, export_generator, tensor_values, TensorQuantization};
+use crate::export::{core_config, quantize_generator, tensor_values, TensorQuantization};
 use crate::model::generator::Pass;
+use crate::train::config::DataConfig;
+use crate::train::TrainConfig;
 
 /// `trainer export` arguments.
 #[derive(Debug, Args)]
@@ -31,10 +37,12 @@ pub struct ExportArgs {
     /// Output folder: g_ab.dcw, g_ba.dcw, export.json, golden-ab/, golden-ba/.
     #[arg(long)]
     pub out: PathBuf,
-    /// Domain-A volumes (folder, list file or one volume) to take golden input slices from.
+    /// Domain-A volumes (folder, list file or one volume) to take golden input slices from
+    /// (default: the run's domain-A training volumes, when its config.toml records them).
     #[arg(long)]
     pub golden_a: Option<PathBuf>,
-    /// Domain-B volumes to take golden input slices from.
+    /// Domain-B volumes to take golden input slices from (default: the run's domain-B
+    /// training volumes, when recorded).
     #[arg(long)]
     pub golden_b: Option<PathBuf>,
     /// Golden slices per direction (the slices with the most foreground).
@@ -45,24 +53,150 @@ pub struct ExportArgs {
     pub device: DeviceChoice,
 }
 
-/// `export.json`: what was written, per direction.
+/// `export.json`: what was checked and what was written, per direction.
 #[derive(Debug, Serialize)]
 struct ExportReport {
     checkpoint: String,
+    /// `ok`, or `failed` when a tensor holds values the weight file cannot store; then no
+    /// weight file was written.
+    status: &'static str,
+    /// Every tensor, of either direction, that stops the export.
+    unrepresentable: Vec<Unrepresentable>,
     directions: Vec<DirectionReport>,
+}
+
+#[derive(Debug, Serialize)]
+struct Unrepresentable {
+    direction: &'static str,
+    tensor: String,
+    out_of_range: usize,
+    non_finite: usize,
+    max_abs_value: f32,
 }
 
 #[derive(Debug, Serialize)]
 struct DirectionReport {
     direction: &'static str,
-    weight_file: String,
-    bytes: usize,
-    crc32c: String,
     parameters: u64,
     normalization: [f32; 4],
     max_abs_quantization_error: f32,
+    /// Absent when the export failed.
+    #[serde(flatten)]
+    written: Option<WrittenFiles>,
+    /// One entry per tensor of the generator, in file order.
     quantization: Vec<TensorQuantization>,
+}
+
+#[derive(Debug, Serialize)]
+struct WrittenFiles {
+    weight_file: String,
+    bytes: usize,
+    crc32c: String,
+    /// The golden bundle's folder, when one was written.
+    golden_bundle: Option<String>,
     golden_slices: usize,
+}
+
+/// Where one direction's golden input slices come from.
+#[derive(Debug, Clone, PartialEq)]
+enum GoldenSource {
+    /// `--golden-a` / `--golden-b`.
+    Given(PathBuf),
+    /// The run's training volumes of the source domain (config.toml `[data]`).
+    Recorded(PathBuf),
+    /// No bundle, and why.
+    Missing(String),
+}
+
+/// The golden inputs of `direction`: the flag, else the source domain's training volumes
+/// that the run's configuration records (a run on synthetic data records none).
+fn golden_source(given: Option<&Path>, data: &DataConfig, direction: Direction) -> GoldenSource {
+    if let Some(path) = given {
+        return GoldenSource::Given(path.to_owned());
+    }
+    let field = match direction {
+        Direction::A2b => "a",
+        Direction::B2a => "b",
+    };
+    match data {
+        DataConfig::Nifti { a, b, .. } => {
+            let path = match direction {
+                Direction::A2b => a,
+                Direction::B2a => b,
+            };
+            if path.exists() {
+                GoldenSource::Recorded(path.clone())
+            } else {
+                GoldenSource::Missing(format!(
+                    "the run's training data {} (config.toml [data].{field}) is not there any more",
+                    path.display()
+                ))
+            }
+        }
+        DataConfig::Synthetic(_) => GoldenSource::Missing(
+            "the run trained on synthetic data, so its config.toml records no volumes".into(),
+        ),
+    }
+}
+
+/// A compact per-tensor table: shape, largest |w|, largest fp16 error, relative L2.
+fn quantization_table(tensors: &[TensorQuantization]) -> String {
+    let name_width = tensors
+        .iter()
+        .map(|q| q.name.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    let shape = |q: &TensorQuantization| {
+        q.dims
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join("x")
+    };
+    let shape_width = tensors
+        .iter()
+        .map(|q| shape(q).len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    let mut out = format!(
+        "  {:<name_width$} {:<shape_width$} {:>5} {:>9} {:>9} {:>9}\n",
+        "tensor", "shape", "dtype", "max|w|", "max err", "rel L2"
+    );
+    for q in tensors {
+        out.push_str(&format!(
+            "  {:<name_width$} {:<shape_width$} {:>5} {:>9.2e} {:>9.2e} {:>9.2e}",
+            q.name,
+            shape(q),
+            q.dtype,
+            q.max_abs_value,
+            q.max_abs_error,
+            q.rel_l2_error
+        ));
+        if !q.representable() {
+            out.push_str(&format!(
+                "  CANNOT STORE: {} out of fp16 range, {} non-finite",
+                q.out_of_range, q.non_finite
+            ));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn direction_name(direction: Direction) -> &'static str {
+    match direction {
+        Direction::A2b => "a2b",
+        Direction::B2a => "b2a",
+    }
+}
+
+fn write_report(path: &Path, report: &ExportReport) -> Result<()> {
+    dicyc_firmware_sim::cli::write_atomically(
+        path,
+        serde_json::to_string_pretty(report)?.as_bytes(),
+    )
 }
 
 /// Header constants: per-volume `(x − mean)/sd` standardisation divided by `sd_range` on the
@@ -113,13 +247,15 @@ fn golden_inputs(
         .collect())
 }
 
-/// Runs `trainer export`.
+/// Runs `trainer export`: checks every tensor of both generators, and only when all can be
+/// stored writes both weight files, the golden bundles and `export.json`.
 pub fn run(a: &ExportArgs) -> Result<()> {
     let checkpoint = match &a.checkpoint {
         Some(c) => c.clone(),
         None => latest_checkpoint(&a.run)?,
     };
     let device = a.device.resolve()?;
+    let train_config = TrainConfig::load(&a.run.join("config.toml"))?;
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create {}", a.out.display()))?;
     let stats_path = a.run.join("data-stats.json");
@@ -133,36 +269,117 @@ pub fn run(a: &ExportArgs) -> Result<()> {
         .map_or_else(PreprocessOptions::default, |s| s.preprocess.clone());
     let mut report = ExportReport {
         checkpoint: checkpoint.display().to_string(),
+        status: "ok",
+        unrepresentable: Vec::new(),
         directions: Vec::new(),
     };
-    for (direction, tag, golden_source) in [
-        (Direction::A2b, "ab", &a.golden_a),
-        (Direction::B2a, "ba", &a.golden_b),
-    ] {
+
+    // Every tensor of both directions is measured before anything is written.
+    let mut generators = Vec::new();
+    for (direction, tag) in [(Direction::A2b, "ab"), (Direction::B2a, "ba")] {
         let loaded = load_generator(&a.run, &checkpoint, direction, device)?;
         let config = core_config(loaded.generator.config())?;
         let norm = header_normalization(stats.as_ref(), direction);
-        let exported = export_generator(&loaded.vs.variables(), "", &config, &norm)
+        let quantized = quantize_generator(&loaded.vs.variables(), "", &config)
             .with_context(|| format!("exporting g_{tag} of {}", checkpoint.display()))?;
+        println!(
+            "export g_{tag}: {} tensors, {} parameters (fp16; biases f32):\n{}",
+            quantized.quantization.len(),
+            config.parameter_count(),
+            quantization_table(&quantized.quantization)
+        );
+        for q in quantized.unrepresentable() {
+            report.unrepresentable.push(Unrepresentable {
+                direction: direction_name(direction),
+                tensor: q.name.clone(),
+                out_of_range: q.out_of_range,
+                non_finite: q.non_finite,
+                max_abs_value: q.max_abs_value,
+            });
+        }
+        report.directions.push(DirectionReport {
+            direction: direction_name(direction),
+            parameters: config.parameter_count(),
+            normalization: [
+                norm.input_offset,
+                norm.input_scale,
+                norm.output_offset,
+                norm.output_scale,
+            ],
+            max_abs_quantization_error: quantized
+                .quantization
+                .iter()
+                .map(|q| q.max_abs_error)
+                .fold(0f32, f32::max),
+            written: None,
+            quantization: quantized.quantization.clone(),
+        });
+        generators.push((direction, tag, loaded, config, norm, quantized));
+    }
+    let json = a.out.join("export.json");
+    if !report.unrepresentable.is_empty() {
+        report.status = "failed";
+        write_report(&json, &report)?;
+        let listed: Vec<String> = generators
+            .iter()
+            .flat_map(|(_, tag, _, _, _, q)| {
+                q.unrepresentable()
+                    .map(move |t| format!("g_{tag} {}", t.describe_unrepresentable()))
+            })
+            .collect();
+        bail!(
+            "{} tensor(s) of {} hold values an fp16 weight file cannot store (they are never clamped), so no weight file was written (report in {}): {}",
+            listed.len(),
+            checkpoint.display(),
+            json.display(),
+            listed.join("; ")
+        );
+    }
+
+    // Both pass: build both files in memory, then write them.
+    let mut exported = Vec::new();
+    for (direction, tag, loaded, config, norm, quantized) in generators {
+        let file = quantized
+            .write(&norm)
+            .with_context(|| format!("exporting g_{tag} of {}", checkpoint.display()))?;
+        exported.push((direction, tag, loaded, config, file));
+    }
+    for (i, (direction, tag, loaded, config, exported)) in exported.iter().enumerate() {
         let path = a.out.join(format!("g_{tag}.dcw"));
         dicyc_firmware_sim::cli::write_atomically(&path, &exported.bytes)?;
         let file = WeightFile::new_checked(&exported.bytes)
             .map_err(|e| anyhow::anyhow!("re-reading {}: {e}", path.display()))?;
-        let worst = exported
-            .quantization
-            .iter()
-            .map(|q| q.max_abs_error)
-            .fold(0f32, f32::max);
         println!(
-            "export g_{tag}: {} ({} bytes, {} parameters, crc32c {:08x}); largest fp16 rounding error {worst:.2e}",
+            "export g_{tag}: {} ({} bytes, crc32c {:08x}); largest fp16 rounding error {:.2e}",
             path.display(),
             exported.bytes.len(),
-            config.parameter_count(),
-            file.crc32c()
+            file.crc32c(),
+            report.directions[i].max_abs_quantization_error
         );
-        let mut golden_count = 0;
-        if let Some(source) = golden_source {
-            let inputs = golden_inputs(source, &opts, a.golden_slices)?;
+        let (given, flag) = match direction {
+            Direction::A2b => (a.golden_a.as_deref(), "--golden-a"),
+            Direction::B2a => (a.golden_b.as_deref(), "--golden-b"),
+        };
+        let source = match golden_source(given, &train_config.data, *direction) {
+            GoldenSource::Given(path) => Some(path),
+            GoldenSource::Recorded(path) => {
+                println!(
+                    "export g_{tag}: golden inputs from the run's training data {} (pass {flag} for held-out volumes)",
+                    path.display()
+                );
+                Some(path)
+            }
+            GoldenSource::Missing(why) => {
+                eprintln!(
+                    "warning: export g_{tag}: no golden bundle written: {why}; pass {flag} VOLUMES (a folder, list file or volume of the source domain) to write one for `firmware-sim verify`"
+                );
+                None
+            }
+        };
+        let mut golden_bundle = None;
+        let mut golden_slices = 0;
+        if let Some(source) = source {
+            let inputs = golden_inputs(&source, &opts, a.golden_slices)?;
             if inputs.is_empty() {
                 bail!(
                     "no slices found in {} for the golden bundle",
@@ -188,37 +405,22 @@ pub fn run(a: &ExportArgs) -> Result<()> {
                 bundle.add(name, h, w, &values, &deformed, &undeformed)?;
             }
             bundle.finish()?;
-            golden_count = inputs.len();
+            golden_slices = inputs.len();
             println!(
-                "export g_{tag}: golden bundle of {golden_count} slices in {}",
+                "export g_{tag}: golden bundle of {golden_slices} slices in {}",
                 dir.display()
             );
+            golden_bundle = Some(dir.display().to_string());
         }
-        report.directions.push(DirectionReport {
-            direction: match direction {
-                Direction::A2b => "a2b",
-                Direction::B2a => "b2a",
-            },
+        report.directions[i].written = Some(WrittenFiles {
             weight_file: path.display().to_string(),
             bytes: exported.bytes.len(),
             crc32c: format!("{:08x}", file.crc32c()),
-            parameters: config.parameter_count(),
-            normalization: [
-                norm.input_offset,
-                norm.input_scale,
-                norm.output_offset,
-                norm.output_scale,
-            ],
-            max_abs_quantization_error: worst,
-            quantization: exported.quantization,
-            golden_slices: golden_count,
+            golden_bundle,
+            golden_slices,
         });
     }
-    let json = a.out.join("export.json");
-    dicyc_firmware_sim::cli::write_atomically(
-        &json,
-        serde_json::to_string_pretty(&report)?.as_bytes(),
-    )?;
+    write_report(&json, &report)?;
     println!("export: report in {}", json.display());
     Ok(())
 }

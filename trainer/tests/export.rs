@@ -1,0 +1,220 @@
+//! `trainer export` through the real binary on a tiny run: one report entry per tensor of
+//! both generators, the per-tensor table, a warning when no golden bundle can be written,
+//! and a value outside fp16's range that fails the export before any weight file is
+//! written (never a silent clamp).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use dicyc_trainer::export::{core_config, quantize_generator};
+use dicyc_trainer::model::{Generator, GeneratorConfig, OffsetSite};
+use dicyc_trainer::train::TrainConfig;
+use tch::nn::VarStore;
+use tch::Device;
+
+fn tiny_config() -> TrainConfig {
+    let mut c = TrainConfig::small();
+    c.generator = GeneratorConfig {
+        ngf: 2,
+        n_blocks: 1,
+        offset_layers: OffsetSite::ALL.to_vec(),
+        ..c.generator
+    };
+    c.device = dicyc_trainer::device::DeviceChoice::Cpu;
+    c
+}
+
+fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("dicyc-export-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A freshly initialised generator of the tiny run in one direction.
+fn generator(config: &GeneratorConfig) -> (VarStore, Generator) {
+    let vs = VarStore::new(Device::Cpu);
+    let g = Generator::new(&vs.root(), config, &tiny_config().init).unwrap();
+    (vs, g)
+}
+
+/// A run directory as training leaves it (config.toml, a checkpoint, `latest`), with
+/// `edit(direction, vs)` applied to the generators before they are saved.
+fn tiny_run(dir: &Path, edit: impl Fn(&str, &VarStore)) -> PathBuf {
+    tch::manual_seed(5);
+    let config = tiny_config();
+    let run = dir.join("run");
+    let step = run.join("checkpoints").join("step-000000001");
+    std::fs::create_dir_all(&step).unwrap();
+    std::fs::write(run.join("config.toml"), config.to_toml().unwrap()).unwrap();
+    for (tag, gcfg) in [
+        ("ab", config.effective_generator()),
+        ("ba", config.effective_generator_ba()),
+    ] {
+        let (vs, _) = generator(&gcfg);
+        edit(tag, &vs);
+        vs.save(step.join(format!("g_{tag}.safetensors"))).unwrap();
+    }
+    std::fs::write(run.join("checkpoints").join("latest"), "step-000000001\n").unwrap();
+    run
+}
+
+/// Sets the first value of tensor `name` to `value`.
+fn set_first(vs: &VarStore, name: &str, value: f64) {
+    let variables = vs.variables();
+    let tensor = &variables[name];
+    tch::no_grad(|| {
+        let _ = tensor.view([-1]).get(0).fill_(value);
+    });
+}
+
+fn export(run: &Path, out: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["export", "--device", "cpu", "--run"])
+        .arg(run)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+fn report(out: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(out.join("export.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn export_json_has_one_entry_per_tensor_and_warns_without_a_golden_bundle() {
+    let dir = scratch_dir("ok");
+    let run = tiny_run(&dir, |_, _| {});
+    let out = dir.join("export");
+    let result = export(&run, &out);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&result.stdout),
+        String::from_utf8_lossy(&result.stderr),
+    );
+    assert!(result.status.success(), "{stdout}\n{stderr}");
+
+    let json = report(&out);
+    assert_eq!(json["status"], "ok");
+    assert_eq!(json["unrepresentable"].as_array().unwrap().len(), 0);
+    let directions = json["directions"].as_array().unwrap();
+    assert_eq!(directions.len(), 2);
+    let config = tiny_config();
+    for (entry, gcfg) in directions.iter().zip([
+        config.effective_generator(),
+        config.effective_generator_ba(),
+    ]) {
+        let core = core_config(&gcfg).unwrap();
+        let names: Vec<String> = core.tensors().map(|s| s.id.to_string()).collect();
+        let quantization = entry["quantization"].as_array().unwrap();
+        let reported: Vec<&str> = quantization
+            .iter()
+            .map(|q| q["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(reported, names, "{}", entry["direction"]);
+        for q in quantization {
+            assert_eq!(q["out_of_range"], 0);
+            assert_eq!(q["non_finite"], 0);
+            assert!(q["rel_l2_error"].as_f64().unwrap() < 1e-3, "{q}");
+        }
+        let path = PathBuf::from(entry["weight_file"].as_str().unwrap());
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(entry["bytes"].as_u64().unwrap(), bytes.len() as u64);
+        assert!(dicyc_core::WeightFile::new_checked(&bytes).is_ok());
+        // Synthetic training data: no volumes recorded, so no bundle, said out loud.
+        assert!(entry["golden_bundle"].is_null());
+        assert_eq!(entry["golden_slices"], 0);
+    }
+    assert!(!out.join("golden-ab").exists());
+    assert!(
+        stderr.contains("warning: export g_ab: no golden bundle written")
+            && stderr.contains("--golden-a")
+            && stderr.contains("--golden-b"),
+        "{stderr}"
+    );
+    // The per-tensor table names every tensor with its shape.
+    assert!(
+        stdout.contains("max|w|") && stdout.contains("rel L2"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("blocks.0.conv1.weight") && stdout.contains("8x8x3x3"),
+        "{stdout}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_value_outside_fp16_range_fails_the_export_and_writes_no_weight_file() {
+    let dir = scratch_dir("range");
+    // Only the second direction is bad: the first must not be written either.
+    let run = tiny_run(&dir, |tag, vs| {
+        if tag == "ba" {
+            set_first(vs, "blocks.0.conv1.weight", 7e4);
+        }
+    });
+    let out = dir.join("export");
+    let result = export(&run, &out);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(
+        !result.status.success(),
+        "an out-of-range value was exported"
+    );
+    assert!(
+        stderr.contains("g_ba blocks.0.conv1.weight")
+            && stderr.contains("outside fp16's range")
+            && stderr.contains("no weight file was written"),
+        "{stderr}"
+    );
+    assert!(!out.join("g_ab.dcw").exists() && !out.join("g_ba.dcw").exists());
+    assert!(!out.join("golden-ab").exists());
+
+    let json = report(&out);
+    assert_eq!(json["status"], "failed");
+    let bad = json["unrepresentable"].as_array().unwrap();
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert_eq!(bad[0]["direction"], "b2a");
+    assert_eq!(bad[0]["tensor"], "blocks.0.conv1.weight");
+    assert_eq!(bad[0]["out_of_range"], 1);
+    assert_eq!(bad[0]["max_abs_value"].as_f64().unwrap(), 7e4);
+    // Both directions are still reported tensor by tensor, without files.
+    for entry in json["directions"].as_array().unwrap() {
+        assert!(entry.get("weight_file").is_none(), "{entry}");
+        assert!(!entry["quantization"].as_array().unwrap().is_empty());
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_range_check_matches_the_core_writer_and_counts_non_finite_values() {
+    let gcfg = tiny_config().effective_generator();
+    let core = core_config(&gcfg).unwrap();
+    let (vs, _) = generator(&gcfg);
+    // 65519 still rounds to fp16's largest finite value (65504); 65520 overflows.
+    set_first(&vs, "stem.weight", 65519.0);
+    set_first(&vs, "blocks.0.conv0.weight", -65520.0);
+    set_first(&vs, "head.bias", f64::NAN);
+    let quantized = quantize_generator(&vs.variables(), "", &core).unwrap();
+    let bad: Vec<(&str, usize, usize)> = quantized
+        .unrepresentable()
+        .map(|q| (q.name.as_str(), q.out_of_range, q.non_finite))
+        .collect();
+    assert_eq!(bad, [("blocks.0.conv0.weight", 1, 0), ("head.bias", 0, 1)]);
+    let stem = &quantized.quantization[quantized
+        .quantization
+        .iter()
+        .position(|q| q.name == "stem.weight")
+        .unwrap()];
+    assert_eq!(stem.max_abs_value, 65519.0);
+    assert_eq!(stem.max_abs_error, 15.0);
+    let err = quantized
+        .write(&dicyc_core::Normalization::IDENTITY)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("2 tensor(s)")
+            && err.contains("blocks.0.conv0.weight")
+            && err.contains("head.bias"),
+        "{err}"
+    );
+}
