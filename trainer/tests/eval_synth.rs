@@ -1,6 +1,8 @@
 //! `trainer synth` on a checkpoint: outputs keep the source's grid and geometry, are written
 //! in the target domain's units (data-stats.json), both directions and passes run, and the
-//! input folder is never written into.
+//! input folder is never written into; on an exported weight file (`--weights`, the core)
+//! every volume is written and `--batch` changes nothing. `trainer eval --run` on a deformed phantom benchmark
+//! synthesizes both directions and scores each against its own ground truth and mask.
 
 use std::path::{Path, PathBuf};
 
@@ -10,6 +12,7 @@ use dicyc_trainer::data::nifti_io::{read_volume, write};
 use dicyc_trainer::data::preprocess::{Normalization, PreprocessOptions};
 use dicyc_trainer::data::sampling::DataStats;
 use dicyc_trainer::data::simulate::{simulate_subject, Anatomy, SimOptions};
+use dicyc_trainer::eval::{volume_metrics, DirectionResult};
 use dicyc_trainer::model::Generator;
 use dicyc_trainer::train::TrainConfig;
 use tch::nn::VarStore;
@@ -27,13 +30,9 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-#[test]
-fn synth_writes_source_grid_volumes_in_target_units() {
-    let root: PathBuf =
-        std::env::temp_dir().join(format!("dicyc-test-synth-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    // A tiny "trained" run: config.toml + checkpoints/latest → step folder with g_ab / g_ba.
-    let run_dir = root.join("run");
+/// A tiny "trained" run in `run_dir`: config.toml (`TrainConfig::small`) and
+/// checkpoints/latest → a step folder with freshly initialised g_ab / g_ba (seeded).
+fn tiny_run(run_dir: &Path) {
     let step = run_dir.join("checkpoints").join("step-000000001");
     std::fs::create_dir_all(&step).unwrap();
     let config = TrainConfig::small();
@@ -52,6 +51,15 @@ fn synth_writes_source_grid_volumes_in_target_units() {
         let _g = Generator::new(&vs.root(), &gcfg, &config.init).unwrap();
         vs.save(step.join(format!("{name}.safetensors"))).unwrap();
     }
+}
+
+#[test]
+fn synth_writes_source_grid_volumes_in_target_units() {
+    let root: PathBuf =
+        std::env::temp_dir().join(format!("dicyc-test-synth-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let run_dir = root.join("run");
+    tiny_run(&run_dir);
     let target = Normalization {
         mean: 500.0,
         scale: 30.0,
@@ -141,5 +149,146 @@ fn synth_writes_source_grid_volumes_in_target_units() {
     ])
     .is_err());
     assert_eq!(std::fs::read(input.join("s0.nii.gz")).unwrap(), before);
+
+    // The exported weight file through the core: every volume written on the source grid;
+    // `--batch` does not apply there (one slice at a time), so it changes nothing.
+    let export = root.join("export");
+    run(&[
+        "export",
+        "--run",
+        s(&run_dir),
+        "--out",
+        s(&export),
+        "--golden-a",
+        s(&input),
+        "--golden-b",
+        s(&input),
+        "--golden-slices",
+        "1",
+    ])
+    .unwrap();
+    let weights = export.join("g_ab.dcw");
+    for (dir, batch) in [("core1", "1"), ("core8", "8")] {
+        run(&[
+            "synth",
+            "--weights",
+            s(&weights),
+            "--input",
+            s(&input),
+            "--out",
+            s(&root.join(dir)),
+            "--batch",
+            batch,
+        ])
+        .unwrap();
+    }
+    for i in 0..2 {
+        let name = format!("s{i}.nii.gz");
+        let src = read_volume(&input.join(&name)).unwrap();
+        let core = read_volume(&root.join("core1").join(&name)).unwrap();
+        assert_eq!(core.dim(), src.dim());
+        assert!(core.data.iter().all(|v| v.is_finite()));
+        assert_eq!(
+            std::fs::read(root.join("core1").join(&name)).unwrap(),
+            std::fs::read(root.join("core8").join(&name)).unwrap()
+        );
+    }
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn eval_run_scores_both_directions_against_their_own_truths_and_masks() {
+    let root: PathBuf =
+        std::env::temp_dir().join(format!("dicyc-test-eval-run-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let (sim, def, run_dir, out) = (
+        root.join("sim"),
+        root.join("def"),
+        root.join("run"),
+        root.join("eval"),
+    );
+    run(&["data", "simulate", "--phantom", "--small", "--out", s(&sim)]).unwrap();
+    run(&[
+        "data",
+        "deform",
+        "--data",
+        s(&sim),
+        "--out",
+        s(&def),
+        "--seed",
+        "2",
+    ])
+    .unwrap();
+    tiny_run(&run_dir);
+    run(&[
+        "eval",
+        "--run",
+        s(&run_dir),
+        "--data",
+        s(&def),
+        "--out",
+        s(&out),
+        "--device",
+        "cpu",
+        "--title",
+        "tiny",
+    ])
+    .unwrap();
+
+    let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(
+        md.contains("| PD→T2 | 2 |") && md.contains("| T2→PD | 2 |"),
+        "{md}"
+    );
+    let results: Vec<DirectionResult> =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let names: Vec<&str> = results.iter().map(|r| r.direction.as_str()).collect();
+    assert_eq!(names, ["PD→T2", "T2→PD"]);
+    let test = def.join("test");
+    // PD→T2: synthesized from test/pd, scored against gt-t2 (the undeformed T2, aligned with
+    // PD) within mask; T2→PD: from the deformed test/t2, against gt-pd (PD warped by the
+    // field) within mask-t2. Recomputing each volume's metrics from those files must give
+    // the reported values, and the wrong truth or mask must not.
+    for (r, tag, truth, mask, wrong_truth, wrong_mask) in [
+        (&results[0], "a2b", "gt-t2", "mask", "t2", "mask-t2"),
+        (&results[1], "b2a", "gt-pd", "mask-t2", "pd", "mask"),
+    ] {
+        assert_eq!(r.volumes.len(), 2, "{}", r.direction);
+        for (name, got) in &r.volumes {
+            let file = format!("{name}.nii.gz");
+            let pred = read_volume(&out.join("synth").join(tag).join(&file)).unwrap();
+            let load = |d: &str| read_volume(&test.join(d).join(&file)).unwrap().data;
+            let (t, m) = (load(truth), load(mask));
+            let want = volume_metrics(&pred.data.view(), &t.view(), Some(&m.view()));
+            assert!(
+                (got.mse - want.mse).abs() <= 1e-9 * want.mse.max(1.0),
+                "{} {name}: {} vs {}",
+                r.direction,
+                got.mse,
+                want.mse
+            );
+            assert_eq!(got.voxels, want.voxels, "{} {name}: mask", r.direction);
+            let (wt, wm) = (load(wrong_truth), load(wrong_mask));
+            let other_truth = volume_metrics(&pred.data.view(), &wt.view(), Some(&m.view()));
+            assert!(
+                (other_truth.mse - got.mse).abs() > 1e-6 * got.mse,
+                "{} {name}: {wrong_truth} scores the same as {truth}",
+                r.direction
+            );
+            let other_mask = volume_metrics(&pred.data.view(), &t.view(), Some(&wm.view()));
+            assert_ne!(
+                other_mask.voxels, got.voxels,
+                "{} {name}: {wrong_mask} has as many voxels as {mask}",
+                r.direction
+            );
+            // The prediction is on the source's grid.
+            let src = if tag == "a2b" { "pd" } else { "t2" };
+            assert_eq!(pred.dim(), load(src).dim());
+        }
+    }
+    assert_eq!(
+        &std::fs::read(out.join("examples.png")).unwrap()[1..4],
+        b"PNG"
+    );
     std::fs::remove_dir_all(&root).unwrap();
 }

@@ -9,7 +9,11 @@ use serde::{Deserialize, Serialize};
 use crate::resample::{bilinear, Outside};
 
 /// Augmentation settings (all draws uniform in ±the given bound).
+///
+/// `#[serde(default)]`: a partial table (e.g. `[data.preprocess.augment]` with only
+/// `rotate_deg`) takes the defaults below for every field it leaves out.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct AugmentOptions {
     /// Apply augmentation at all.
     pub enabled: bool,

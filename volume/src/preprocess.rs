@@ -82,7 +82,11 @@ impl Normalization {
 }
 
 /// Preprocessing settings shared by training and synthesis.
+///
+/// `#[serde(default)]`: a partial table (e.g. `[data.preprocess]` with only `size`) takes
+/// the defaults below for every field it leaves out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PreprocessOptions {
     /// Target in-plane voxel size (mm); `None` keeps each volume's own.
     pub spacing: Option<[f32; 2]>,

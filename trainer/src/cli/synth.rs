@@ -47,7 +47,8 @@ pub struct SynthArgs {
     pub run: Option<PathBuf>,
     /// An exported weight file (`trainer export`, `.dcw`): run it through the heap-free
     /// `dicyc-core` on the CPU instead of a checkpoint, with the device's normalisation (the
-    /// file's header constants; `--direction`, `--stats` and `--device` do not apply).
+    /// file's header constants; `--direction`, `--stats`, `--device` and `--batch` do not
+    /// apply: the core runs one slice at a time; the progress bar counts slices).
     #[arg(long, conflicts_with_all = ["run", "checkpoint", "stats"])]
     pub weights: Option<PathBuf>,
     /// Checkpoint folder (default: the run's latest, `checkpoints/latest`).
@@ -65,7 +66,8 @@ pub struct SynthArgs {
     /// Pass.
     #[arg(long, value_enum, default_value = "undeformed")]
     pub pass: PassArg,
-    /// Slices per forward.
+    /// Slices per forward of a checkpoint (`--run`). Does not apply to `--weights`: the
+    /// heap-free core runs one slice at a time.
     #[arg(long, default_value_t = 8)]
     pub batch: usize,
     /// Device.
@@ -144,8 +146,35 @@ fn output_path(out: &Path, input: &Path) -> Result<PathBuf> {
     })
 }
 
+/// Axial slices of the inputs, from their headers only (the bar's length; volumes are read
+/// one at a time later). A header that cannot be read counts 0: reading the volume then
+/// reports the error with the file's name.
+fn count_slices(inputs: &[PathBuf]) -> u64 {
+    inputs
+        .iter()
+        .map(|p| match nifti::NiftiHeader::from_file(p) {
+            Ok(h) if h.dim[0] >= 3 => u64::from(h.dim[3].max(1)),
+            Ok(_) => 1,
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// The progress bar of both synthesis paths: slices done of `total`.
+fn slice_bar(total: u64) -> indicatif::ProgressBar {
+    let pb = indicatif::ProgressBar::new(total);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template(
+            "synth [{bar:30}] {pos}/{len} slices ({elapsed}, eta {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    pb
+}
+
 /// `trainer synth --weights`: the exported weight file through `dicyc-core`, slice by
-/// slice, with the per-slice loop and normalisation of `firmware-sim run`.
+/// slice, with the per-slice loop and normalisation of `firmware-sim run`. `--batch` does
+/// not apply: the core is heap-free and runs one slice at a time in its scratch buffer.
 fn run_weights(a: &SynthArgs, weights: &Path, inputs: &[PathBuf]) -> Result<()> {
     let t0 = Instant::now();
     let bytes = std::fs::read(weights)
@@ -164,6 +193,7 @@ fn run_weights(a: &SynthArgs, weights: &Path, inputs: &[PathBuf]) -> Result<()> 
     };
     let mut scratch = Vec::<u8>::new();
     let mut slices = 0usize;
+    let pb = slice_bar(count_slices(inputs));
     for path in inputs {
         let v = read_volume(path)?;
         let (data, _) = synthesize_slices(&v, file.normalization(), |_, input, h, w, output| {
@@ -175,6 +205,7 @@ fn run_weights(a: &SynthArgs, weights: &Path, inputs: &[PathBuf]) -> Result<()> 
             synthesize(&file, input, h, w, pass, &mut scratch[..need], output)
                 .map_err(|err| anyhow::anyhow!("the core refused the slice: {err}"))?;
             slices += 1;
+            pb.inc(1);
             Ok(())
         })
         .with_context(|| format!("synthesising {}", path.display()))?;
@@ -182,6 +213,7 @@ fn run_weights(a: &SynthArgs, weights: &Path, inputs: &[PathBuf]) -> Result<()> 
         let _ = header.set_description_str(format!("dicyc synth --weights {:?}", a.pass));
         write_volume(&output_path(&a.out, path)?, &data, &header)?;
     }
+    pb.finish();
     eprintln!(
         "wrote {} volume(s) to {} in {:.1} s ({slices} slices through dicyc-core, weights {})",
         inputs.len(),
@@ -238,21 +270,9 @@ pub fn run(a: &SynthArgs) -> Result<()> {
         PassArg::Undeformed => Pass::Undeformed,
         PassArg::Deformed => Pass::Deformed,
     };
-    let mut total = 0u64;
-    let mut vols = Vec::new();
-    for p in &inputs {
-        let v = read_volume(p)?;
-        total += v.dim().2 as u64;
-        vols.push((p.clone(), v));
-    }
-    let pb = indicatif::ProgressBar::new(total);
-    pb.set_style(
-        indicatif::ProgressStyle::with_template(
-            "synth [{bar:30}] {pos}/{len} slices ({elapsed}, eta {eta})",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    for (path, v) in vols {
+    let pb = slice_bar(count_slices(&inputs));
+    for path in &inputs {
+        let v = read_volume(path)?;
         let prep = prepare(&v, &opts);
         let target = match (&stats, a.direction) {
             (Some(s), Direction::A2b) => s.b,
@@ -287,7 +307,7 @@ pub fn run(a: &SynthArgs) -> Result<()> {
             pb.inc(chunk.len() as u64);
         }
         let data = restore(&outputs, &prep, &target);
-        let dest = output_path(&a.out, &path)?;
+        let dest = output_path(&a.out, path)?;
         let mut header = v.header.clone();
         let _ = header.set_description_str(format!("dicyc synth {:?} {:?}", a.direction, a.pass));
         write_volume(&dest, &data, &header)?;
