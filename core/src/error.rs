@@ -44,6 +44,26 @@ pub enum Error {
         /// Index of the first non-finite element.
         index: usize,
     },
+    /// A finite input value lies outside the generator's normalised range
+    /// `[-MAX_ABS_INPUT, MAX_ABS_INPUT]` ([`crate::generator::MAX_ABS_INPUT`]: the
+    /// preprocessing clamps intensities to `[-1, 1]`, see
+    /// [`crate::Normalization::to_generator`]). Far larger values would overflow the f32
+    /// accumulators.
+    InputOutOfRange {
+        /// Index of the first out-of-range element.
+        index: usize,
+    },
+    /// An intermediate feature map became NaN or infinite (weights that overflow the
+    /// fp16 activations, or non-finite weights from a [`crate::Weights`] source that is
+    /// not a validated weight file).
+    NonFiniteActivation,
+    /// The output holds a NaN or an infinity (at this element index); never returned as
+    /// `Ok`. Unreachable with a validated weight file and an in-range input; the last
+    /// line of defence for other [`crate::Weights`] sources.
+    NonFiniteOutput {
+        /// Index of the first non-finite element.
+        index: usize,
+    },
     /// The weights lack a tensor the configuration requires.
     MissingTensor(TensorId),
     /// A tensor's byte length does not match its spec in the configuration.
@@ -86,6 +106,16 @@ impl fmt::Display for Error {
             }
             Error::NonFiniteInput { index } => {
                 write!(f, "input value at index {index} is NaN or infinite")
+            }
+            Error::InputOutOfRange { index } => write!(
+                f,
+                "input value at index {index} is outside the normalised range [-1, 1]"
+            ),
+            Error::NonFiniteActivation => f.write_str(
+                "an intermediate activation became NaN or infinite (weights out of range)",
+            ),
+            Error::NonFiniteOutput { index } => {
+                write!(f, "output value at index {index} is NaN or infinite")
             }
             Error::MissingTensor(id) => write!(f, "weights lack tensor {id}"),
             Error::TensorSize { id, expected, got } => {

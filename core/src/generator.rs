@@ -40,12 +40,20 @@ pub enum Pass {
     Undeformed,
 }
 
-/// Runs the generator on one `in_channels × height × width` image (CHW f32, normalised)
-/// into `output` (`out_channels × height × width`, tanh range), using only `scratch`
-/// (at least [`crate::required_scratch_bytes`] bytes, any alignment).
+/// Largest input magnitude [`synthesize`] accepts: the generator's input is normalised
+/// into the tanh range `[-1, 1]` (the preprocessing clamps to it, see
+/// [`crate::Normalization::to_generator`]), so anything outside is a caller error.
+pub const MAX_ABS_INPUT: f32 = 1.0;
+
+/// Runs the generator on one `in_channels × height × width` image (CHW f32, normalised
+/// into `[-1, 1]`) into `output` (`out_channels × height × width`, tanh range), using
+/// only `scratch` (at least [`crate::required_scratch_bytes`] bytes, any alignment).
 ///
-/// Every failure is an [`Error`]: bad sizes, a scratch one byte short, a NaN in the input,
-/// a missing or mis-sized tensor. Nothing is allocated; nothing panics.
+/// Every failure is an [`Error`]: bad sizes, a scratch one byte short, a NaN in the input
+/// or a value outside `[-MAX_ABS_INPUT, MAX_ABS_INPUT]`, a missing or mis-sized tensor,
+/// and activations or an output that became non-finite (possible only with weights that
+/// did not come through [`crate::WeightFile::new_checked`] or that overflow fp16
+/// activations): `Ok` always means a finite output. Nothing is allocated; nothing panics.
 pub fn synthesize<W: Weights + ?Sized>(
     weights: &W,
     input: &[f32],
@@ -79,8 +87,16 @@ pub fn synthesize<W: Weights + ?Sized>(
             got: scratch.len(),
         });
     }
-    if let Some(index) = input.iter().position(|v| !v.is_finite()) {
-        return Err(Error::NonFiniteInput { index });
+    // One pass: NaN fails `contains` too, then tells the two errors apart.
+    if let Some(index) = input
+        .iter()
+        .position(|v| !(-MAX_ABS_INPUT..=MAX_ABS_INPUT).contains(v))
+    {
+        return Err(if input.get(index).is_some_and(|v| v.is_finite()) {
+            Error::InputOutOfRange { index }
+        } else {
+            Error::NonFiniteInput { index }
+        });
     }
     for spec in config.tensors() {
         let bytes = weights
@@ -314,10 +330,15 @@ pub fn synthesize<W: Weights + ?Sized>(
             bs,
             Activation::Tanh,
             work,
-            output,
+            &mut *output,
         )?;
     }
-    Ok(())
+    // Cheap (one pass over the output) and the guarantee callers rely on: `Ok` means
+    // every value is finite.
+    match output.iter().position(|v| !v.is_finite()) {
+        Some(index) => Err(Error::NonFiniteOutput { index }),
+        None => Ok(()),
+    }
 }
 
 /// An active offset layer in front of a conv.

@@ -4,6 +4,10 @@
 //! (see [`format`]), every intermediate lives in one caller-supplied scratch buffer whose
 //! exact size is known ahead of time, and every malformed input is a typed [`Error`], never
 //! a panic.
+//!
+//! Input contract: [`synthesize`] takes images normalised into `[-1, 1]`
+//! ([`MAX_ABS_INPUT`]; [`Normalization::to_generator`] maps and clamps intensities into
+//! it) and rejects anything else; `Ok` always means a finite output in the tanh range.
 #![no_std]
 #![deny(missing_docs)]
 
@@ -20,5 +24,5 @@ pub use config::{
 };
 pub use error::Error;
 pub use format::{FormatError, Normalization, TensorView, WeightFile, WriteError};
-pub use generator::{synthesize, Pass, Weights};
+pub use generator::{synthesize, Pass, Weights, MAX_ABS_INPUT};
 pub use plan::{layer_by_layer_minimum_bytes, required_scratch_bytes};

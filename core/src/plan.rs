@@ -35,9 +35,19 @@ pub const ALIGN: usize = 64;
 /// Largest supported height or width.
 pub const MAX_SIZE: usize = 1 << 15;
 
-/// Bytes of a region of `n` f32s (rounded up to [`ALIGN`]).
-pub(crate) const fn f32_region_bytes(n: usize) -> usize {
-    (n * 4).div_ceil(ALIGN) * ALIGN
+/// Bytes of a region of `n` f32s (rounded up to [`ALIGN`]); `None` if that overflows
+/// `usize` (only reachable on narrow targets: callers bound `n` first, this keeps a
+/// missed bound from becoming a panic).
+pub(crate) const fn f32_region_bytes(n: usize) -> Option<usize> {
+    match n.checked_mul(4) {
+        Some(bytes) => bytes.div_ceil(ALIGN).checked_mul(ALIGN),
+        None => None,
+    }
+}
+
+/// The product of `factors`, or `None` if it overflows `usize`.
+pub(crate) fn checked_product(factors: &[usize]) -> Option<usize> {
+    factors.iter().try_fold(1usize, |p, &f| p.checked_mul(f))
 }
 
 pub(crate) const A1: usize = 0;
@@ -99,6 +109,17 @@ impl Geoms {
         if h % 4 != 0 || w % 4 != 0 || h < 8 || w < 8 || h > MAX_SIZE || w > MAX_SIZE {
             return Err(bad);
         }
+        // The plan and the forward pass compute buffer sizes in `usize` (element counts
+        // like `in_channels · h · w`, packed weights of the widest offset conv): on a
+        // 32-bit target these must be rejected up front, never overflow. In u64 the bounds
+        // below cannot overflow (`ngf` ≤ 1024, image channels ≤ 64, sides ≤ 2^15; the
+        // widest offset conv has 8·ngf outputs).
+        let widest = u64::from(config.ngf.max(config.in_channels).max(config.out_channels));
+        let maps = widest * 16 * h as u64 * w as u64;
+        let packed_weights = (8 * widest + 16) * (8 * widest + 16) * 9 * 4;
+        if usize::try_from(maps.max(packed_weights)).is_err() {
+            return Err(bad);
+        }
         let ngf = config.ngf as usize;
         let cin = config.in_channels as usize;
         let cout = config.out_channels as usize;
@@ -145,11 +166,12 @@ impl Parts {
         [self.len[0], self.len[1], self.len[2], self.len[3]]
     }
 
-    fn bytes(&self) -> u64 {
-        self.len[..self.n]
-            .iter()
-            .map(|&n| f32_region_bytes(n) as u64)
-            .sum()
+    /// Total bytes of the parts (in u64, like every size in the plan until the final
+    /// conversion); `None` if a part's bytes overflow `usize`.
+    fn bytes(&self) -> Option<u64> {
+        self.len[..self.n].iter().try_fold(0u64, |sum, &n| {
+            sum.checked_add(u64::try_from(f32_region_bytes(n)?).ok()?)
+        })
     }
 }
 
@@ -288,8 +310,16 @@ pub(crate) fn plan(config: &ModelConfig, h: usize, w: usize) -> Result<(Plan, Ge
     len[U1] = map(2 * ngf, h2, w2);
     len[U2] = map(ngf, h, w);
     for s in 0..NSTEPS {
-        len[WORK + s] = step_parts(config, &g, s).bytes();
+        len[WORK + s] = step_parts(config, &g, s).bytes().ok_or(bad)?;
     }
+    // Every placed offset and end is at most the sum of all lengths: if that fits in
+    // `usize`, no arithmetic below can overflow.
+    let sum = len
+        .iter()
+        .try_fold(0u64, |a, &l| a.checked_add(l))
+        .and_then(|s| s.checked_add(ALIGN as u64))
+        .ok_or(bad)?;
+    usize::try_from(sum).map_err(|_| bad)?;
     // Greedy placement under a few orderings; keep the smallest total.
     let mut best: Option<([u64; NBUF], u64)> = None;
     for ordering in 0..3 {
@@ -335,19 +365,22 @@ pub fn layer_by_layer_minimum_bytes(
     width: usize,
 ) -> Result<usize, Error> {
     let g = Geoms::new(config, height, width)?;
-    let (full, half, quarter) = (g.h * g.w, (g.h / 2) * (g.w / 2), (g.h / 4) * (g.w / 4));
-    let ngf = g.ngf;
+    // In u64 (cannot overflow: channels ≤ 4·1024, sides ≤ 2^15), then checked into `usize`.
+    let (h, w) = (g.h as u64, g.w as u64);
+    let (full, half, quarter) = (h * w, (h / 2) * (w / 2), (h / 4) * (w / 4));
+    let (cin, cout, ngf) = (g.cin as u64, g.cout as u64, g.ngf as u64);
     // (input elements, output elements) of stem, down.0, down.1, a block conv, up.0, up.1, head.
     let pairs = [
-        (g.cin * full, ngf * full),
+        (cin * full, ngf * full),
         (ngf * full, 2 * ngf * half),
         (2 * ngf * half, 4 * ngf * quarter),
         (4 * ngf * quarter, 4 * ngf * quarter),
         (4 * ngf * quarter, 2 * ngf * half),
         (2 * ngf * half, ngf * full),
-        (ngf * full, g.cout * full),
+        (ngf * full, cout * full),
     ];
-    Ok(pairs.iter().map(|(i, o)| 2 * (i + o)).max().unwrap_or(0))
+    let bytes = pairs.iter().map(|(i, o)| 2 * (i + o)).max().unwrap_or(0);
+    usize::try_from(bytes).map_err(|_| Error::BadDimensions { height, width })
 }
 
 /// Aligns the start of `bytes` to [`ALIGN`].
@@ -438,7 +471,7 @@ impl<'a> Bump<'a> {
     }
 
     pub fn f32s(&mut self, n: usize) -> Result<&'a mut [f32], Error> {
-        let bytes = self.take(f32_region_bytes(n))?;
+        let bytes = self.take(f32_region_bytes(n).ok_or(Error::Internal)?)?;
         let all: &mut [f32] = bytemuck::try_cast_slice_mut(bytes).map_err(|_| Error::Internal)?;
         all.get_mut(..n).ok_or(Error::Internal)
     }
@@ -448,4 +481,24 @@ impl<'a> Bump<'a> {
 pub(crate) fn as_f16(bytes: &mut [u8], n: usize) -> Result<&mut [f16], Error> {
     let all: &mut [f16] = bytemuck::try_cast_slice_mut(bytes).map_err(|_| Error::Internal)?;
     all.get_mut(..n).ok_or(Error::Internal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn region_sizes_are_checked() {
+        assert_eq!(f32_region_bytes(0), Some(0));
+        assert_eq!(f32_region_bytes(1), Some(ALIGN));
+        assert_eq!(f32_region_bytes(16), Some(64));
+        assert_eq!(f32_region_bytes(17), Some(128));
+        // Overflows of `n · 4` and of the rounding up are `None`, not a wrap or a panic.
+        assert_eq!(f32_region_bytes(usize::MAX / 4 + 1), None);
+        assert_eq!(f32_region_bytes(usize::MAX / 4), None);
+        assert_eq!(checked_product(&[]), Some(1));
+        assert_eq!(checked_product(&[3, 5, 7]), Some(105));
+        assert_eq!(checked_product(&[usize::MAX, 2]), None);
+        assert_eq!(checked_product(&[usize::MAX, 0]), Some(0));
+    }
 }

@@ -816,6 +816,73 @@ fn err_file_length_mismatch() {
 }
 
 #[test]
+fn err_non_finite_weight() {
+    // Written by something other than the writer (which refuses these), checksums valid.
+    let base = small_file();
+    let data_offset = get_u64(&base, DATA_OFFSET_AT) as usize;
+    let specs: Vec<TensorSpec> = small_config().tensors().collect();
+    let f16_bits = |v: f16| v.to_le_bytes().to_vec();
+    let f32_bits = |v: f32| v.to_le_bytes().to_vec();
+    let mut cases = Vec::new();
+    for (index, spec) in specs.iter().enumerate() {
+        let last = spec.element_count() as usize - 1;
+        let values = match spec.dtype {
+            Dtype::F16 => vec![
+                f16_bits(f16::NAN),
+                f16_bits(f16::INFINITY),
+                f16_bits(f16::NEG_INFINITY),
+                vec![0x01, 0x7c], // a signalling-NaN payload
+            ],
+            Dtype::F32 => vec![
+                f32_bits(f32::NAN),
+                f32_bits(f32::INFINITY),
+                f32_bits(f32::NEG_INFINITY),
+            ],
+        };
+        for (k, bits) in values.into_iter().enumerate() {
+            cases.push((index, [0, last, last / 2][k % 3], bits));
+        }
+    }
+    assert!(
+        specs.iter().any(|s| s.dtype == Dtype::F16) && specs.iter().any(|s| s.dtype == Dtype::F32)
+    );
+    for (index, element, bits) in cases {
+        let record = get_u64(&base, record_at(index) + REC_OFFSET) as usize;
+        let at = data_offset + record + element * bits.len();
+        let file = edited(|b| set(b, at, &bits));
+        assert_eq!(
+            read_err(&file),
+            FormatError::NonFiniteWeight {
+                index: index as u32,
+                element: element as u64
+            },
+            "{} [{element}] = {bits:02x?}",
+            specs[index].id
+        );
+    }
+    // The largest finite values are fine.
+    let record = get_u64(&base, record_at(0) + REC_OFFSET) as usize;
+    let file = edited(|b| set(b, data_offset + record, &f16::MAX.to_le_bytes()));
+    WeightFile::new_checked(&file).unwrap();
+}
+
+#[test]
+fn normalization_maps_are_as_documented() {
+    let norm = test_norm(); // offset 0.25, scale 0.5; output offset -1, scale 2
+    assert_eq!(norm.to_generator(1.25), 0.5);
+    assert_eq!(norm.to_generator(-0.75), -0.5);
+    // Clamped into the generator's input range, which `synthesize` requires.
+    assert_eq!(norm.to_generator(100.0), 1.0);
+    assert_eq!(norm.to_generator(-1e30), -1.0);
+    assert_eq!(norm.to_generator(f32::INFINITY), 1.0);
+    assert!(norm.to_generator(f32::NAN).is_nan());
+    // The output map is affine, unclamped: tanh range to target units.
+    assert_eq!(norm.from_generator(1.0), 1.0);
+    assert_eq!(norm.from_generator(-1.0), -3.0);
+    assert_eq!(norm.from_generator(0.25), -0.5);
+}
+
+#[test]
 fn every_error_displays() {
     let errors = [
         FormatError::Truncated {
@@ -881,6 +948,10 @@ fn every_error_displays() {
         },
         FormatError::UnknownTensorId { index: 1, found: 2 },
         FormatError::TensorMismatch { index: 1 },
+        FormatError::NonFiniteWeight {
+            index: 1,
+            element: 2,
+        },
         FormatError::TooLarge { bytes: 1 << 40 },
     ];
     for error in errors {

@@ -105,7 +105,12 @@ fn check_conv(
         &mut out,
     )
     .unwrap();
-    let tol = 1e-5 * ((cin * k * k) as f64).sqrt() * 4.0;
+    // Accumulation error, plus the documented tanh approximation error where it applies.
+    let tanh_err = match act {
+        Activation::Tanh => ops::math::TANH_MAX_ABS_ERROR as f64,
+        _ => 0.0,
+    };
+    let tol = 1e-5 * ((cin * k * k) as f64).sqrt() * 4.0 + tanh_err;
     let err = max_abs_diff(&r, &out);
     assert!(
         err < tol,
@@ -163,14 +168,54 @@ fn conv_random_shapes_match_reference() {
 
 #[test]
 fn transposed_conv_output_size_is_pytorchs() {
-    for h in 1..40 {
-        // PyTorch: (H_in − 1)·stride − 2·padding + dilation·(k − 1) + output_padding + 1
-        assert_eq!(
-            conv_transpose2d_output_size(h, 3, 2, 1, 1),
-            (h - 1) * 2 + 2 + 1 + 1 - 2
-        );
-        assert_eq!(conv_transpose2d_output_size(h, 3, 2, 1, 1), 2 * h);
+    // PyTorch (dilation 1): out = (in − 1)·s − 2p + (k − 1) + op + 1, an error unless
+    // op < s (with dilation 1, "smaller than either stride or dilation" is op < s or
+    // op = 0, and op = 0 < s anyway) and out ≥ 1. Computed here in i64, independently.
+    let mut valid = 0;
+    for size in 0..12usize {
+        for k in 0..8usize {
+            for s in 0..5usize {
+                for p in 0..6usize {
+                    for op in 0..5usize {
+                        let out = (size as i64 - 1) * s as i64 - 2 * p as i64
+                            + (k as i64 - 1)
+                            + op as i64
+                            + 1;
+                        let ok = size >= 1 && k >= 1 && s >= 1 && op < s && out >= 1;
+                        let got = conv_transpose2d_output_size(size, k, s, p, op);
+                        if ok {
+                            assert_eq!(got, Ok(out as usize), "in {size} k{k} s{s} p{p} op{op}");
+                            valid += 1;
+                        } else {
+                            assert_eq!(
+                                got,
+                                Err(Error::BadShape),
+                                "in {size} k{k} s{s} p{p} op{op}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
+    assert!(valid > 1000, "the grid covers valid shapes ({valid})");
+    // The generator's layer: exactly doubles.
+    for h in 1..40 {
+        assert_eq!(conv_transpose2d_output_size(h, 3, 2, 1, 1), Ok(2 * h));
+    }
+    // Overflow is an error, not a panic.
+    assert_eq!(
+        conv_transpose2d_output_size(usize::MAX, 3, 2, 1, 1),
+        Err(Error::BadShape)
+    );
+    assert_eq!(
+        conv_transpose2d_output_size(2, usize::MAX, 2, 0, 1),
+        Err(Error::BadShape)
+    );
+    assert_eq!(
+        conv_transpose2d_output_size(2, 3, 2, usize::MAX, 1),
+        Err(Error::BadShape)
+    );
 }
 
 #[test]
@@ -241,13 +286,24 @@ fn residual_instance_norm_matches_reference() {
 
 #[test]
 fn tanh_is_accurate() {
+    // The documented bound over a dense sweep (the worst case sits near |x| = 0.35), and
+    // the function is odd exactly.
     let mut worst = 0.0f64;
     let mut x = -12.0f32;
     while x < 12.0 {
         worst = worst.max((ops::math::tanh(x) as f64 - (x as f64).tanh()).abs());
-        x += 0.000_7;
+        assert_eq!(ops::math::tanh(-x), -ops::math::tanh(x));
+        x += 0.000_07;
     }
-    assert!(worst < 2e-7, "tanh max abs error {worst}");
+    eprintln!("tanh max abs error {worst:.3e}");
+    assert!(
+        worst <= ops::math::TANH_MAX_ABS_ERROR as f64,
+        "tanh max abs error {worst}"
+    );
+    // Tiny arguments keep their relative accuracy (tanh x ≈ x).
+    for v in [1e-30f32, 1e-10, 9.9e-5] {
+        assert!((ops::math::tanh(v) as f64 / (v as f64).tanh() - 1.0).abs() < 1e-6);
+    }
     assert_eq!(ops::math::tanh(0.0), 0.0);
     assert_eq!(ops::math::tanh(f32::INFINITY), 1.0);
     assert_eq!(ops::math::tanh(f32::NEG_INFINITY), -1.0);
@@ -437,9 +493,184 @@ fn op_wrappers_reject_bad_buffers() {
     .unwrap();
 }
 
+#[test]
+fn huge_shapes_are_errors_not_overflows() {
+    // The spots that once multiplied before checking: `2c` and `c·h·w` in the offset
+    // layer, `channels · plane` in the norms, `(size − 1) · stride` in the output size.
+    let mut scratch = [0u8; 256];
+    let mut out = [0.0f32; 4];
+    let x = [0.0f32; 4];
+    for c in [usize::MAX, usize::MAX / 2 + 1, usize::MAX / 18 + 1, 1 << 32] {
+        assert_eq!(
+            offset_layer(c, 2, 2, &x, &[], &[], &mut scratch, &mut out),
+            Err(Error::BadShape)
+        );
+        assert_eq!(offset_layer_scratch_bytes(c, 2, 2), Err(Error::BadShape));
+        assert_eq!(resample(c, 2, 2, &x, &x, &mut out), Err(Error::BadShape));
+    }
+    assert_eq!(
+        offset_layer(
+            1,
+            usize::MAX,
+            usize::MAX,
+            &x,
+            &[],
+            &[],
+            &mut scratch,
+            &mut out
+        ),
+        Err(Error::BadShape)
+    );
+    let mut hx = [f16::ZERO; 4];
+    for (c, plane) in [(usize::MAX, 2), (2, usize::MAX), (1 << 33, 1 << 33)] {
+        assert_eq!(
+            ops::instance_norm(&mut hx, c, plane, true),
+            Err(Error::BadShape)
+        );
+        assert_eq!(
+            ops::instance_norm_residual(&[f16::ZERO; 4], &mut hx, c, plane),
+            Err(Error::BadShape)
+        );
+    }
+    assert_eq!(
+        conv_transpose2d_output_size(usize::MAX / 2 + 2, 3, 2, 1, 1),
+        Err(Error::BadShape)
+    );
+}
+
+#[test]
+fn instance_norm_rejects_non_finite_channels() {
+    for bad in [f16::NAN, f16::INFINITY, f16::NEG_INFINITY] {
+        let mut x = vec![f16::from_f32(0.5); 2 * 8];
+        x[11] = bad; // channel 1
+        assert_eq!(
+            ops::instance_norm(&mut x, 2, 8, false),
+            Err(Error::NonFiniteActivation)
+        );
+        let mut acc = vec![f16::ZERO; 16];
+        assert_eq!(
+            ops::instance_norm_residual(&x, &mut acc, 2, 8),
+            Err(Error::NonFiniteActivation)
+        );
+    }
+    // fp16's largest values are finite and fine.
+    let mut x = vec![f16::MAX; 8];
+    x[3] = f16::MIN;
+    ops::instance_norm(&mut x, 1, 8, false).unwrap();
+    assert!(x.iter().all(|v| v.is_finite()));
+}
+
 mod properties {
     use super::*;
     use proptest::prelude::*;
+
+    /// Sizes at and past every limit, up to the edge of overflow.
+    fn huge() -> impl Strategy<Value = usize> {
+        prop::sample::select(vec![
+            usize::MAX,
+            usize::MAX - 1,
+            usize::MAX / 2,
+            usize::MAX / 2 + 1,
+            usize::MAX / 3 + 1,
+            usize::MAX / 18 + 1,
+            usize::MAX / 49 + 1,
+            1usize << 32,
+            (1usize << 32) + 1,
+            1 << 31,
+            1 << 16,
+            (ops::MAX_CHANNELS + 1).max((1 << 15) + 1),
+        ])
+    }
+
+    /// Any size: mostly huge, sometimes small.
+    fn size() -> impl Strategy<Value = usize> {
+        prop_oneof![3 => huge(), 1 => 0usize..12]
+    }
+
+    /// `dims` with position `i` replaced by `big`.
+    fn with<const N: usize>(mut dims: [usize; N], i: usize, big: usize) -> [usize; N] {
+        dims[i] = big;
+        dims
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Every public op and size query, any sizes with one of them (each in turn) past
+        /// every limit: `Err`, never a panic or an overflow, whatever the buffers.
+        #[test]
+        fn huge_arguments_are_errors(
+            dims in [size(), size(), size(), size()],
+            big in huge(),
+            kernel in size(), stride in size(), padding in size(), output_padding in size(),
+            reflect in any::<bool>(),
+        ) {
+            let mut scratch = vec![0u8; 4096];
+            let mut out = vec![0.0f32; 64];
+            let x = vec![0.0f32; 64];
+            let bytes = vec![0u8; 256];
+            let mut hx = vec![f16::ZERO; 64];
+            let hu = vec![f16::ZERO; 64];
+            let pad_mode = if reflect { Padding::Reflect } else { Padding::Zero };
+            for i in 0..4 {
+                let [a, b, c, d] = with(dims, i, big);
+                // Kernel, stride and padding both in their valid ranges and as drawn.
+                for (k, st, p) in [(kernel % 8, stride % 9, padding % 8), (kernel, stride, padding)] {
+                    let shape = Conv2d {
+                        in_channels: a,
+                        out_channels: b,
+                        height: c,
+                        width: d,
+                        kernel: k,
+                        stride: st,
+                        padding: p,
+                        pad_mode,
+                    };
+                    prop_assert!(shape.output_size().is_err());
+                    prop_assert!(shape.scratch_bytes().is_err());
+                    prop_assert!(conv2d(&shape, &x, &bytes, &bytes, Activation::Relu, &mut scratch, &mut out).is_err());
+                }
+                prop_assert!(conv_transpose2d_scratch_bytes(a, b, c, d).is_err());
+                prop_assert!(conv_transpose2d(a, b, c, d, &x, &bytes, &bytes, Activation::None, &mut scratch, &mut out).is_err());
+            }
+            for i in 0..3 {
+                let [c, h, w, _] = with(dims, i, big);
+                prop_assert!(offset_layer_scratch_bytes(c, h, w).is_err());
+                prop_assert!(offset_layer(c, h, w, &x, &bytes, &bytes, &mut scratch, &mut out).is_err());
+                prop_assert!(resample(c, h, w, &x, &x, &mut out).is_err());
+            }
+            for i in 0..2 {
+                let [c, plane, _, _] = with(dims, i, big);
+                prop_assert_eq!(ops::instance_norm(&mut hx, c, plane, true), Err(Error::BadShape));
+                prop_assert_eq!(ops::instance_norm_residual(&hu, &mut hx, c, plane), Err(Error::BadShape));
+                let config = dicyc_core::ModelConfig::paper();
+                let [h, w, _, _] = with(dims, i, big);
+                prop_assert!(dicyc_core::required_scratch_bytes(&config, h, w).is_err());
+                prop_assert!(dicyc_core::layer_by_layer_minimum_bytes(&config, h, w).is_err());
+            }
+            // The output size has valid huge results: any `Ok` must be PyTorch's formula
+            // (in i128, saturating far above any `usize`), and it may be `Err` only where
+            // PyTorch refuses the shape or an intermediate does not fit in `usize`.
+            for i in 0..2 {
+                let [size, k, _, _] = with(dims, i, big);
+                let (st, p, op) = (stride as i128, padding as i128, output_padding as i128);
+                let grown = (size as i128 - 1)
+                    .saturating_mul(st)
+                    .saturating_add(k as i128)
+                    .saturating_add(op);
+                let exact = grown - 2 * p;
+                let fits = grown <= usize::MAX as i128 && 2 * p <= usize::MAX as i128;
+                let pytorch_ok = size >= 1 && k >= 1 && st >= 1 && op < st && exact >= 1;
+                match conv_transpose2d_output_size(size, k, stride, padding, output_padding) {
+                    Ok(n) => prop_assert!(pytorch_ok && n as i128 == exact, "{} vs {}", n, exact),
+                    Err(e) => {
+                        prop_assert_eq!(e, Error::BadShape);
+                        prop_assert!(!pytorch_ok || !fits);
+                    }
+                }
+            }
+        }
+    }
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 32, failure_persistence: None, ..ProptestConfig::default() })]

@@ -8,34 +8,50 @@ use std::collections::HashMap;
 
 use dicyc_core::{
     required_scratch_bytes, synthesize, ConfigError, Error, ModelConfig, OffsetLayers, Param, Pass,
-    TensorId, Weights,
+    TensorId, Weights, MAX_ABS_INPUT,
 };
+use half::f16;
 use ops_common::*;
 
-struct Zeros {
+/// Every tensor of `config` with uniform random values in ±0.3 (fixed seed).
+struct RandomWeights {
     config: ModelConfig,
     bytes: HashMap<TensorId, Vec<u8>>,
 }
 
-impl Zeros {
-    fn new(config: ModelConfig) -> Zeros {
+impl RandomWeights {
+    fn new(config: ModelConfig) -> RandomWeights {
+        RandomWeights::scaled(config, 0.3)
+    }
+
+    /// Uniform in ±`scale` (fp16 weights saturate at ±65504).
+    fn scaled(config: ModelConfig, scale: f64) -> RandomWeights {
         let mut rng = Rng(3);
         let bytes = config
             .tensors()
             .map(|s| {
                 let n = s.element_count() as usize;
                 let b = match s.id.param() {
-                    Param::Weight => f16_bytes(&rng.vec(n, 0.3)),
-                    Param::Bias => f32_bytes(&rng.vec(n, 0.3)),
+                    Param::Weight => f16_bytes(&rng.vec(n, scale)),
+                    Param::Bias => f32_bytes(&rng.vec(n, scale)),
                 };
                 (s.id, b)
             })
             .collect();
-        Zeros { config, bytes }
+        RandomWeights { config, bytes }
+    }
+
+    /// Sets element `i` of tensor `id` to `v` (in the tensor's own dtype).
+    fn set(&mut self, id: TensorId, i: usize, v: f32) {
+        let b = self.bytes.get_mut(&id).unwrap();
+        match id.param() {
+            Param::Weight => b[2 * i..2 * i + 2].copy_from_slice(&f16::from_f32(v).to_le_bytes()),
+            Param::Bias => b[4 * i..4 * i + 4].copy_from_slice(&v.to_le_bytes()),
+        }
     }
 }
 
-impl Weights for Zeros {
+impl Weights for RandomWeights {
     fn config(&self) -> ModelConfig {
         self.config
     }
@@ -68,7 +84,7 @@ fn exact_scratch_succeeds_and_one_byte_less_fails() {
             8,
         ),
     ] {
-        let weights = Zeros::new(config);
+        let weights = RandomWeights::new(config);
         let need = required_scratch_bytes(&config, h, w).unwrap();
         let x = vec![0.25f32; h * w];
         let mut out = vec![0.0f32; h * w];
@@ -92,7 +108,8 @@ fn exact_scratch_succeeds_and_one_byte_less_fails() {
                     Some(f) => assert_eq!(f, &out),
                 }
             }
-            for start in [0, 1, 63] {
+            // One byte short at every alignment of the start (rejected before any work).
+            for start in 0..64 {
                 assert_eq!(
                     synthesize(
                         &weights,
@@ -145,7 +162,7 @@ fn paper_size_fits_in_16_mib() {
 #[test]
 fn bad_calls_are_typed_errors() {
     let config = small();
-    let weights = Zeros::new(config);
+    let weights = RandomWeights::new(config);
     let (h, w) = (16, 16);
     let need = required_scratch_bytes(&config, h, w).unwrap();
     let mut scratch = vec![0u8; need];
@@ -232,8 +249,40 @@ fn bad_calls_are_typed_errors() {
         ),
         Err(Error::NonFiniteInput { index: 17 })
     );
+    // Finite but outside the normalised range: huge values (which would overflow the f32
+    // sums into inf and NaN) and values just past ±1 alike.
+    for bad in [1e35f32, -1e35, f32::MAX, 1.000_001, -1.000_001, 2.0] {
+        let mut big = x.clone();
+        big[40] = bad;
+        assert_eq!(
+            synthesize(&weights, &big, h, w, Pass::Deformed, &mut scratch, &mut out),
+            Err(Error::InputOutOfRange { index: 40 }),
+            "{bad}"
+        );
+    }
+    // The range's ends themselves are valid input.
+    let ends: Vec<f32> = (0..h * w)
+        .map(|i| {
+            if i % 2 == 0 {
+                MAX_ABS_INPUT
+            } else {
+                -MAX_ABS_INPUT
+            }
+        })
+        .collect();
+    synthesize(
+        &weights,
+        &ends,
+        h,
+        w,
+        Pass::Deformed,
+        &mut scratch,
+        &mut out,
+    )
+    .unwrap();
+    assert!(out.iter().all(|v| v.is_finite()));
 
-    let mut missing = Zeros::new(config);
+    let mut missing = RandomWeights::new(config);
     let id = TensorId::Block {
         block: 1,
         conv: 0,
@@ -244,7 +293,7 @@ fn bad_calls_are_typed_errors() {
         synthesize(&missing, &x, h, w, Pass::Deformed, &mut scratch, &mut out),
         Err(Error::MissingTensor(id))
     );
-    let mut short = Zeros::new(config);
+    let mut short = RandomWeights::new(config);
     short
         .bytes
         .get_mut(&TensorId::Head(Param::Weight))
@@ -266,14 +315,79 @@ fn bad_calls_are_typed_errors() {
     // Errors display without panicking.
     let text = format!("{}", Error::ScratchTooSmall { needed: 2, got: 1 });
     assert!(text.contains("2"));
+    for (e, needle) in [
+        (Error::InputOutOfRange { index: 7 }, "7"),
+        (Error::NonFiniteActivation, "NaN"),
+        (Error::NonFiniteOutput { index: 9 }, "9"),
+    ] {
+        assert!(e.to_string().contains(needle), "{e}");
+    }
+}
+
+#[test]
+fn non_finite_activations_are_errors_not_ok() {
+    // Weights that did not come through the validating reader can hold NaN or infinity;
+    // `Ok` must still mean a finite output.
+    let config = small();
+    let (h, w) = (16, 16);
+    let mut scratch = vec![0u8; required_scratch_bytes(&config, h, w).unwrap()];
+    let mut out = vec![0.0f32; h * w];
+    let x: Vec<f32> = (0..h * w).map(|i| (i as f32 * 0.37).sin()).collect();
+    let run = |weights: &RandomWeights, pass, scratch: &mut [u8], out: &mut [f32]| {
+        synthesize(weights, &x, h, w, pass, scratch, out)
+    };
+    // A NaN weight or bias in a conv that instance norm follows: caught at the norm (the
+    // fused ReLU would otherwise turn the NaN channel into zeros, a finite wrong answer).
+    // (An infinite one saturates at ±65504 when stored as fp16, like any overflow, and
+    // stays finite: the property test below covers those.)
+    for id in [
+        TensorId::Stem(Param::Weight),
+        TensorId::Down(1, Param::Bias),
+        TensorId::Block {
+            block: 1,
+            conv: 1,
+            param: Param::Weight,
+        },
+        TensorId::Up(0, Param::Weight),
+    ] {
+        let mut weights = RandomWeights::new(config);
+        weights.set(id, 0, f32::NAN);
+        for pass in [Pass::Deformed, Pass::Undeformed] {
+            assert_eq!(
+                run(&weights, pass, &mut scratch, &mut out),
+                Err(Error::NonFiniteActivation),
+                "{id} = NaN, {pass:?}"
+            );
+        }
+    }
+    // A NaN in the head (no norm after it): the final output check.
+    let mut weights = RandomWeights::new(config);
+    weights.set(TensorId::Head(Param::Bias), 0, f32::NAN);
+    assert_eq!(
+        run(&weights, Pass::Undeformed, &mut scratch, &mut out),
+        Err(Error::NonFiniteOutput { index: 0 })
+    );
+    // The largest finite fp16 weights with an in-range input: saturated, but finite.
+    let weights = RandomWeights::scaled(config, 65504.0);
+    for pass in [Pass::Deformed, Pass::Undeformed] {
+        match run(&weights, pass, &mut scratch, &mut out) {
+            Ok(()) => assert!(out.iter().all(|v| v.is_finite() && v.abs() <= 1.0)),
+            Err(e) => assert!(
+                matches!(
+                    e,
+                    Error::NonFiniteActivation | Error::NonFiniteOutput { .. }
+                ),
+                "{e:?}"
+            ),
+        }
+    }
 }
 
 #[test]
 fn weight_bytes_need_no_alignment() {
     // The same weights at an odd address give the same output.
     let config = small();
-    let weights = Zeros::new(config);
-    let mut shifted = Zeros::new(config);
+    let weights = RandomWeights::new(config);
     let mut storage = Vec::new();
     for (id, b) in &weights.bytes {
         let mut v = vec![0u8; b.len() + 1];
@@ -289,7 +403,6 @@ fn weight_bytes_need_no_alignment() {
             self.1.iter().find(|(i, _)| *i == id).map(|(_, v)| &v[1..])
         }
     }
-    shifted.bytes.clear();
     let odd = Odd(config, &storage);
     let (h, w) = (8, 8);
     let x: Vec<f32> = (0..64).map(|i| (i as f32 * 0.37).sin()).collect();
@@ -326,7 +439,7 @@ mod properties {
                 layers = OffsetLayers::from_bits(bits & 0b0111).unwrap();
             }
             let config = ModelConfig { in_channels: 1, out_channels: 2, ngf, n_blocks: blocks, offset_layers: layers };
-            let weights = Zeros::new(config);
+            let weights = RandomWeights::new(config);
             let need = required_scratch_bytes(&config, h, w);
             let valid = h % 4 == 0 && w % 4 == 0 && h >= 8 && w >= 8;
             prop_assert_eq!(need.is_ok(), valid);
@@ -340,6 +453,41 @@ mod properties {
             prop_assert_eq!(r.is_ok(), should_work, "{:?}", r);
             if should_work {
                 prop_assert!(out.iter().all(|v| v.is_finite() && v.abs() <= 1.0));
+            }
+        }
+
+        /// Any weight scale up to fp16's largest, one value of one tensor replaced by
+        /// anything (NaN, infinities, huge), any in-range input: `Ok` only with a finite
+        /// output in the tanh range, otherwise one of the non-finite errors.
+        #[test]
+        fn ok_always_means_a_finite_output(
+            scale in prop::sample::select(vec![0.3f64, 30.0, 3000.0, 65504.0]),
+            tensor in any::<prop::sample::Index>(),
+            element in any::<prop::sample::Index>(),
+            value in prop::sample::select(vec![f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 65504.0, -3e38, 0.0]),
+            input_scale in 0.0f32..=1.0,
+            deformed in any::<bool>(),
+        ) {
+            let config = small();
+            let (h, w) = (8, 12);
+            let mut weights = RandomWeights::scaled(config, scale);
+            let spec = config.tensors().nth(tensor.index(config.tensor_count() as usize)).unwrap();
+            let v = if spec.id.param() == Param::Weight && value.abs() > 65504.0 && value.is_finite() {
+                65504.0 // a finite fp16 cannot be larger
+            } else {
+                value
+            };
+            weights.set(spec.id, element.index(spec.element_count() as usize), v);
+            let x: Vec<f32> = (0..h * w).map(|i| input_scale * (i as f32 * 0.61).sin()).collect();
+            let mut scratch = vec![0u8; required_scratch_bytes(&config, h, w).unwrap()];
+            let mut out = vec![0.0f32; h * w];
+            let pass = if deformed { Pass::Deformed } else { Pass::Undeformed };
+            match synthesize(&weights, &x, h, w, pass, &mut scratch, &mut out) {
+                Ok(()) => prop_assert!(out.iter().all(|v| v.is_finite() && v.abs() <= 1.0)),
+                Err(e) => prop_assert!(
+                    matches!(e, Error::NonFiniteActivation | Error::NonFiniteOutput { .. }),
+                    "{:?}", e
+                ),
             }
         }
     }

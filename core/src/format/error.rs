@@ -235,6 +235,14 @@ pub enum FormatError {
         /// Table index.
         index: u32,
     },
+    /// A tensor holds a NaN or an infinity (the writer never writes one; a file with
+    /// valid checksums can still carry one from another writer).
+    NonFiniteWeight {
+        /// Table index.
+        index: u32,
+        /// Flat index of the first non-finite element within the tensor.
+        element: u64,
+    },
     /// The file for this configuration would not fit in the address space (`usize`).
     TooLarge {
         /// Its size in bytes.
@@ -348,6 +356,9 @@ impl fmt::Display for FormatError {
                 f,
                 "tensor #{index} does not match the configuration's tensor at that position"
             ),
+            FormatError::NonFiniteWeight { index, element } => {
+                write!(f, "tensor #{index} element {element} is NaN or infinite")
+            }
             FormatError::TooLarge { bytes } => {
                 write!(f, "weight file of {bytes} bytes does not fit in memory")
             }

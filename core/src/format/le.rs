@@ -41,6 +41,20 @@ pub(crate) fn put(bytes: &mut [u8], offset: usize, value: &[u8]) -> bool {
     }
 }
 
+/// Element index of the first NaN or infinity in `bytes` read as little-endian values
+/// of `size` bytes (2 = fp16, 4 = f32), if any. Non-finite means an all-ones exponent in
+/// both formats, so this looks at bits only (no conversion).
+pub(crate) fn first_non_finite(bytes: &[u8], size: usize) -> Option<usize> {
+    match size {
+        2 => bytes
+            .chunks_exact(2)
+            .position(|b| u16::from_le_bytes([b[0], b[1]]) & 0x7c00 == 0x7c00),
+        _ => bytes.chunks_exact(4).position(|b| {
+            u32::from_le_bytes([b[0], b[1], b[2], b[3]]) & 0x7f80_0000 == 0x7f80_0000
+        }),
+    }
+}
+
 /// Offset of the first non-zero byte of `bytes`, if any.
 pub(crate) fn first_non_zero(bytes: &[u8]) -> Option<usize> {
     bytes.iter().position(|&b| b != 0)

@@ -129,12 +129,18 @@ impl Normalization {
         Ok(())
     }
 
-    /// `(z - input_offset) * input_scale`: a standardised intensity as generator input.
+    /// `clamp((z - input_offset) * input_scale, -1, 1)`: a standardised intensity as
+    /// generator input. The clamp keeps every input inside the range
+    /// [`crate::synthesize`] accepts ([`crate::MAX_ABS_INPUT`]) and the tanh-like range the
+    /// generator was trained on; outliers (metal, bright vessels) saturate instead of
+    /// being rejected. A NaN stays NaN (and `synthesize` rejects it).
     pub fn to_generator(&self, z: f32) -> f32 {
-        (z - self.input_offset) * self.input_scale
+        ((z - self.input_offset) * self.input_scale)
+            .clamp(-crate::MAX_ABS_INPUT, crate::MAX_ABS_INPUT)
     }
 
-    /// `y * output_scale + output_offset`: a generator output as standardised intensity.
+    /// `y * output_scale + output_offset`: a generator output (tanh range) in the target
+    /// domain's units. Not clamped: the output is already bounded by the tanh.
     pub fn from_generator(&self, y: f32) -> f32 {
         y * self.output_scale + self.output_offset
     }

@@ -274,6 +274,17 @@ impl<'a> WeightFile<'a> {
             let pad_end = cursor.next.min(data_len);
             let (end, pad_end) = (to_usize(end, available)?, to_usize(pad_end, available)?);
             check_zero(slice(data, end, pad_end)?, data_offset.saturating_add(end))?;
+            // Every value finite: the writer refuses NaN and infinities, so one here was
+            // written by something else and would turn the output into NaN.
+            let start = to_usize(record.offset, available)?;
+            if let Some(element) =
+                super::le::first_non_finite(slice(data, start, end)?, spec.dtype.size())
+            {
+                return Err(FormatError::NonFiniteWeight {
+                    index,
+                    element: element as u64,
+                });
+            }
         }
         // 13. Nothing after the last tensor's padding, and that padding complete.
         let expected_len = h.data_offset.saturating_add(cursor.next);

@@ -17,7 +17,7 @@ use conv::{conv_rows, pack_a, ConvGeom, Dst, MapSource};
 use resample::{offs_len, offset_geom, offset_layer_full, OffsetWork};
 
 use crate::error::Error;
-use crate::plan::{f32_region_bytes, Bump, ALIGN, MAX_SIZE};
+use crate::plan::{checked_product, f32_region_bytes, Bump, ALIGN, MAX_SIZE};
 
 /// A plain 2-D convolution's shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,15 +44,20 @@ pub struct Conv2d {
 /// has `2 · 4 · MAX_NGF` offset channels).
 pub const MAX_CHANNELS: usize = 8192;
 
-/// Rejects shapes whose buffer sizes could overflow.
+/// Rejects shapes whose buffer sizes could overflow `usize`: checked first, before any
+/// size is computed in `usize`, so that the wrappers' own arithmetic cannot overflow.
 fn check_dims(channels: &[usize], h: usize, w: usize) -> Result<(), Error> {
     let ok_ch = channels.iter().all(|&c| (1..=MAX_CHANNELS).contains(&c));
     if !ok_ch || h == 0 || w == 0 || h > MAX_SIZE || w > MAX_SIZE {
         return Err(Error::BadShape);
     }
-    // Largest product any buffer of these ops takes, in u64.
-    let big = MAX_CHANNELS as u64 * 49 * h as u64 * w as u64 * 16;
-    usize::try_from(big)
+    // Largest products any buffer of these ops takes, in u64 (all factors are bounded
+    // above, so these cannot overflow): a map of up to `MAX_CHANNELS · 49` f32 rows, and
+    // the packed weights (`cout` rounded up to the micro-kernel height, times `cin · 49`).
+    let cmax = channels.iter().copied().max().unwrap_or(0) as u64;
+    let maps = MAX_CHANNELS as u64 * 49 * h as u64 * w as u64 * 16;
+    let weights = (cmax + 16) * (cmax + 16) * 49 * 16;
+    usize::try_from(maps.max(weights))
         .map(|_| ())
         .map_err(|_| Error::BadShape)
 }
@@ -88,19 +93,27 @@ impl Conv2d {
 
     /// Scratch bytes [`conv2d`] needs for this shape.
     pub fn scratch_bytes(&self) -> Result<usize, Error> {
-        Ok(parts_bytes(&self.geom()?.parts()) + ALIGN - 1)
+        scratch_bytes_of(&self.geom()?.parts())
     }
 }
 
-fn parts_bytes(parts: &[usize]) -> usize {
-    parts.iter().map(|&n| f32_region_bytes(n)).sum()
+/// Bytes of the f32 work regions `parts` plus the `ALIGN − 1` bytes that let a scratch
+/// start at any address; `BadShape` if that overflows `usize`.
+fn scratch_bytes_of(parts: &[usize]) -> Result<usize, Error> {
+    parts
+        .iter()
+        .try_fold(ALIGN - 1, |sum: usize, &n| {
+            sum.checked_add(f32_region_bytes(n)?)
+        })
+        .ok_or(Error::BadShape)
 }
 
-fn check_len(len: usize, expected: usize) -> Result<(), Error> {
-    if len == expected {
-        Ok(())
-    } else {
-        Err(Error::BadShape)
+/// `Ok` iff `len` is the product of `factors` (computed checked: a product that overflows
+/// `usize` is no slice length, so `BadShape`).
+pub(crate) fn check_len(len: usize, factors: &[usize]) -> Result<(), Error> {
+    match checked_product(factors) {
+        Some(expected) if expected == len => Ok(()),
+        _ => Err(Error::BadShape),
     }
 }
 
@@ -115,10 +128,10 @@ pub fn conv2d(
     output: &mut [f32],
 ) -> Result<(), Error> {
     let g = shape.geom()?;
-    check_len(input.len(), g.cin * g.in_h * g.in_w)?;
-    check_len(output.len(), g.cout * g.out_h * g.out_w)?;
-    check_len(weight.len(), 2 * g.cout * g.cin * g.ksize * g.ksize)?;
-    check_len(bias.len(), 4 * g.cout)?;
+    check_len(input.len(), &[g.cin, g.in_h, g.in_w])?;
+    check_len(output.len(), &[g.cout, g.out_h, g.out_w])?;
+    check_len(weight.len(), &[2, g.cout, g.cin, g.ksize, g.ksize])?;
+    check_len(bias.len(), &[4, g.cout])?;
     let needed = shape.scratch_bytes()?;
     if scratch.len() < needed {
         return Err(Error::ScratchTooSmall {
@@ -144,15 +157,31 @@ pub fn conv2d(
 }
 
 /// PyTorch's `ConvTranspose2d` output size (dilation 1):
-/// `(size − 1)·stride − 2·padding + kernel + output_padding` (saturating at 0).
-pub const fn conv_transpose2d_output_size(
+/// `(size − 1)·stride − 2·padding + kernel + output_padding`.
+///
+/// `BadShape` wherever PyTorch refuses the layer or the size: `size`, `kernel` or
+/// `stride` zero, `output_padding ≥ stride` (PyTorch: "output padding must be smaller
+/// than either stride or dilation"), a result below 1, or arithmetic that overflows
+/// `usize`.
+pub fn conv_transpose2d_output_size(
     size: usize,
     kernel: usize,
     stride: usize,
     padding: usize,
     output_padding: usize,
-) -> usize {
-    (size.saturating_sub(1) * stride + kernel + output_padding).saturating_sub(2 * padding)
+) -> Result<usize, Error> {
+    if size == 0 || kernel == 0 || stride == 0 || output_padding >= stride {
+        return Err(Error::BadShape);
+    }
+    let grown = (size - 1)
+        .checked_mul(stride)
+        .and_then(|v| v.checked_add(kernel))
+        .and_then(|v| v.checked_add(output_padding))
+        .ok_or(Error::BadShape)?;
+    match padding.checked_mul(2).and_then(|p| grown.checked_sub(p)) {
+        Some(out) if out >= 1 => Ok(out),
+        _ => Err(Error::BadShape),
+    }
 }
 
 fn up_parts(cin: usize, cout: usize, h: usize, w: usize) -> [usize; 4] {
@@ -180,7 +209,7 @@ pub fn conv_transpose2d_scratch_bytes(
     w: usize,
 ) -> Result<usize, Error> {
     check_dims(&[cin, cout], h, w)?;
-    Ok(parts_bytes(&up_parts(cin, cout, h, w)) + ALIGN - 1)
+    scratch_bytes_of(&up_parts(cin, cout, h, w))
 }
 
 /// Runs the four phases of a 3×3 stride-2 padding-1 output-padding-1 transposed conv.
@@ -230,10 +259,10 @@ pub fn conv_transpose2d(
     output: &mut [f32],
 ) -> Result<(), Error> {
     let needed = conv_transpose2d_scratch_bytes(cin, cout, h, w)?;
-    check_len(input.len(), cin * h * w)?;
-    check_len(output.len(), cout * 4 * h * w)?;
-    check_len(weight.len(), 2 * cin * cout * 9)?;
-    check_len(bias.len(), 4 * cout)?;
+    check_len(input.len(), &[cin, h, w])?;
+    check_len(output.len(), &[cout, 4, h, w])?;
+    check_len(weight.len(), &[2, cin, cout, 9])?;
+    check_len(bias.len(), &[4, cout])?;
     if scratch.len() < needed {
         return Err(Error::ScratchTooSmall {
             needed,
@@ -246,16 +275,18 @@ pub fn conv_transpose2d(
     conv_transpose_phases(cin, cout, h, w, &mut src, weight, bias, act, work, output)
 }
 
-fn offset_parts(c: usize, h: usize, w: usize) -> Result<[usize; 5], Error> {
-    check_dims(&[2 * c.min(MAX_CHANNELS)], h, w)?;
+/// The offset conv's geometry and work parts; checks the shape before computing any size.
+fn offset_parts(c: usize, h: usize, w: usize) -> Result<(ConvGeom, [usize; 5]), Error> {
+    // The offset conv has `2c` output channels (`c ≤ MAX_CHANNELS` keeps `2c` exact).
+    check_dims(&[c, 2 * c.min(MAX_CHANNELS)], h, w)?;
     let g = offset_geom(c, h, w).ok_or(Error::BadShape)?;
     let [a, b, r, acc] = g.parts();
-    Ok([a, b, r, acc, offs_len(&g)])
+    Ok((g, [a, b, r, acc, offs_len(&g)]))
 }
 
 /// Scratch bytes [`offset_layer`] needs.
 pub fn offset_layer_scratch_bytes(c: usize, h: usize, w: usize) -> Result<usize, Error> {
-    Ok(parts_bytes(&offset_parts(c, h, w)?) + ALIGN - 1)
+    scratch_bytes_of(&offset_parts(c, h, w)?.1)
 }
 
 /// The offset layer over `c × h × w`: offsets from a 3×3 'same' zero-padded conv
@@ -272,19 +303,19 @@ pub fn offset_layer(
     scratch: &mut [u8],
     output: &mut [f32],
 ) -> Result<(), Error> {
-    let g = offset_geom(c, h, w).ok_or(Error::BadShape)?;
-    check_len(input.len(), c * h * w)?;
-    check_len(output.len(), c * h * w)?;
-    check_len(weight.len(), 2 * 2 * c * c * 9)?;
-    check_len(bias.len(), 4 * 2 * c)?;
-    let needed = offset_layer_scratch_bytes(c, h, w)?;
+    let (g, parts) = offset_parts(c, h, w)?;
+    check_len(input.len(), &[c, h, w])?;
+    check_len(output.len(), &[c, h, w])?;
+    check_len(weight.len(), &[2, 2, c, c, 9])?;
+    check_len(bias.len(), &[4, 2, c])?;
+    let needed = scratch_bytes_of(&parts)?;
     if scratch.len() < needed {
         return Err(Error::ScratchTooSmall {
             needed,
             got: scratch.len(),
         });
     }
-    let [na, nb, nr, nc, no] = offset_parts(c, h, w)?;
+    let [na, nb, nr, nc, no] = parts;
     let mut bump = Bump::new(scratch)?;
     let [a, b, prow, acc] = bump.conv_work([na, nb, nr, nc])?;
     let offs = bump.f32s(no)?;
@@ -309,10 +340,10 @@ pub fn resample(
     offsets: &[f32],
     output: &mut [f32],
 ) -> Result<(), Error> {
-    check_dims(&[2 * c.min(MAX_CHANNELS)], h, w)?;
-    check_len(input.len(), c * h * w)?;
-    check_len(offsets.len(), 2 * c * h * w)?;
-    check_len(output.len(), c * h * w)?;
+    check_dims(&[c, 2 * c.min(MAX_CHANNELS)], h, w)?;
+    check_len(input.len(), &[c, h, w])?;
+    check_len(offsets.len(), &[2, c, h, w])?;
+    check_len(output.len(), &[c, h, w])?;
     let x = MapSource { data: input, h, w };
     resample::resample_rows(&x, c, offsets, h, 0, h, output, h * w, |y| y)
 }

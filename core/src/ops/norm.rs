@@ -1,11 +1,17 @@
 //! Instance normalisation (no affine, biased variance, eps 1e-5 like PyTorch) on fp16
 //! maps, with fused ReLU or fused residual add. Two passes per channel for the
 //! statistics (mean, then centred variance), accumulated in f64 over f32 chunk sums.
+//!
+//! A channel holding a NaN or an infinity is an error ([`Error::NonFiniteActivation`]),
+//! not a silently zeroed channel: a NaN would otherwise vanish in the fused ReLU
+//! (`max(NaN, 0) = 0`) and the generator would return finite garbage. The check is free:
+//! the channel sum is finite exactly when every (finite, fp16-bounded) value is.
 
 use half::f16;
 use half::slice::HalfFloatSliceExt;
 
 use crate::error::Error;
+use crate::ops::check_len;
 use crate::ops::math::sqrt_f64;
 
 /// PyTorch's `InstanceNorm2d` default epsilon.
@@ -29,8 +35,9 @@ fn sum8(v: &[f32], mut f: impl FnMut(f32) -> f32) -> f32 {
     s + acc.iter().sum::<f32>()
 }
 
-/// Mean and `1 / sqrt(var + eps)` of one channel.
-pub(crate) fn channel_stats(ch: &[f16]) -> (f32, f32) {
+/// Mean and `1 / sqrt(var + eps)` of one channel; `NonFiniteActivation` if it holds a
+/// NaN or an infinity.
+pub(crate) fn channel_stats(ch: &[f16]) -> Result<(f32, f32), Error> {
     let n = ch.len().max(1) as f64;
     let mut buf = [0.0f32; CHUNK];
     let mut s = 0.0f64;
@@ -38,6 +45,11 @@ pub(crate) fn channel_stats(ch: &[f16]) -> (f32, f32) {
         let b = &mut buf[..c.len()];
         c.convert_to_f32_slice(b);
         s += sum8(b, |x| x) as f64;
+    }
+    // fp16 values are at most 65504 in magnitude, so this sum overflows only through an
+    // infinity, and it is NaN only through a NaN.
+    if !s.is_finite() {
+        return Err(Error::NonFiniteActivation);
     }
     let mean = s / n;
     let m32 = mean as f32;
@@ -50,22 +62,27 @@ pub(crate) fn channel_stats(ch: &[f16]) -> (f32, f32) {
     // Correct for using the f32-rounded mean (exact identity for the centred sum).
     let d = mean - m32 as f64;
     let var = (v / n - d * d).max(0.0);
-    (m32, (1.0 / sqrt_f64(var + EPS)) as f32)
+    Ok((m32, (1.0 / sqrt_f64(var + EPS)) as f32))
 }
 
 /// `x ← IN(x)` (then ReLU if `relu`), per channel over `channels` planes of `plane` values.
+///
+/// `BadShape` unless `x.len() == channels · plane` with `plane > 0`;
+/// `NonFiniteActivation` if a channel holds a NaN or an infinity (that channel and those
+/// after it are left as they were).
 pub fn instance_norm(
     x: &mut [f16],
     channels: usize,
     plane: usize,
     relu: bool,
 ) -> Result<(), Error> {
-    if plane == 0 || x.len() != channels * plane {
+    if plane == 0 {
         return Err(Error::BadShape);
     }
+    check_len(x.len(), &[channels, plane])?;
     let mut buf = [0.0f32; CHUNK];
     for ch in x.chunks_exact_mut(plane) {
-        let (mean, rstd) = channel_stats(ch);
+        let (mean, rstd) = channel_stats(ch)?;
         for c in ch.chunks_mut(CHUNK) {
             let b = &mut buf[..c.len()];
             c.convert_to_f32_slice(b);
@@ -80,19 +97,23 @@ pub fn instance_norm(
 }
 
 /// `x ← x + IN(u)` (the end of a residual block), per channel.
+///
+/// `BadShape` unless `u` and `x` both hold `channels · plane` values with `plane > 0`;
+/// `NonFiniteActivation` if a channel of `u` holds a NaN or an infinity.
 pub fn instance_norm_residual(
     u: &[f16],
     x: &mut [f16],
     channels: usize,
     plane: usize,
 ) -> Result<(), Error> {
-    if plane == 0 || u.len() != channels * plane || x.len() != u.len() {
+    if plane == 0 || x.len() != u.len() {
         return Err(Error::BadShape);
     }
+    check_len(u.len(), &[channels, plane])?;
     let mut bu = [0.0f32; CHUNK];
     let mut bx = [0.0f32; CHUNK];
     for (uc, xc) in u.chunks_exact(plane).zip(x.chunks_exact_mut(plane)) {
-        let (mean, rstd) = channel_stats(uc);
+        let (mean, rstd) = channel_stats(uc)?;
         for (us, xs) in uc.chunks(CHUNK).zip(xc.chunks_mut(CHUNK)) {
             let n = us.len();
             us.convert_to_f32_slice(&mut bu[..n]);

@@ -15,9 +15,10 @@ use crate::ops::conv::{
     conv_rows, Activation, ConvGeom, Dst, Elem, MapSource, Padding, RowSource, StoreElem,
 };
 
-/// The offset-predicting conv of a layer over `c` channels of an `h × w` map.
+/// The offset-predicting conv of a layer over `c` channels of an `h × w` map (`None` for
+/// an impossible shape, `2c` overflowing included).
 pub(crate) fn offset_geom(c: usize, h: usize, w: usize) -> Option<ConvGeom> {
-    ConvGeom::conv(c, 2 * c, h, w, 3, 1, 1, Padding::Zero)
+    ConvGeom::conv(c, c.checked_mul(2)?, h, w, 3, 1, 1, Padding::Zero)
 }
 
 /// Output rows of the offset conv computed per step.

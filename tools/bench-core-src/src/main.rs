@@ -35,8 +35,9 @@ struct Args {
     /// Residual blocks (default 9, or 3 with --quick).
     #[arg(long)]
     blocks: Option<i64>,
-    /// Timed repetitions per pass and engine (the median is reported).
-    #[arg(long, default_value_t = 3)]
+    /// Timed repetitions per pass and engine (the median is reported; at least 1).
+    #[arg(long, default_value_t = 3,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     reps: usize,
     /// Random seed of weights and input.
     #[arg(long, default_value_t = 0)]
@@ -50,9 +51,10 @@ struct Args {
     save_golden: Option<std::path::PathBuf>,
 }
 
+/// The median of `times` (never empty: `--reps` is at least 1).
 fn median(mut times: Vec<Duration>) -> Duration {
     times.sort();
-    times[times.len() / 2]
+    times.get(times.len() / 2).copied().unwrap_or_default()
 }
 
 fn main() -> anyhow::Result<()> {
@@ -184,4 +186,17 @@ fn main() -> anyhow::Result<()> {
         .first()
         .context("empty output")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reps_must_be_at_least_one() {
+        assert!(Args::try_parse_from(["bench-core", "--reps", "0"]).is_err());
+        let args = Args::try_parse_from(["bench-core", "--reps", "1"]).unwrap();
+        assert_eq!(args.reps, 1);
+        assert_eq!(Args::try_parse_from(["bench-core"]).unwrap().reps, 3);
+    }
 }
