@@ -97,13 +97,12 @@ impl DeviceMap {
 
     /// Source units → generator input.
     pub fn forward(&self, x: f32) -> f32 {
-        let z = (x - self.mean) / self.sd;
-        ((z - self.norm.input_offset) * self.norm.input_scale).clamp(-1.0, 1.0)
+        self.norm.to_generator((x - self.mean) / self.sd)
     }
 
     /// Generator output → target units.
     pub fn inverse(&self, y: f32) -> f32 {
-        y * self.norm.output_scale + self.norm.output_offset
+        self.norm.from_generator(y)
     }
 }
 
