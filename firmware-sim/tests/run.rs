@@ -25,10 +25,7 @@ const NORM: Normalization = Normalization {
 };
 
 fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("dicyc-test-run-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    dicyc_volume::testing::scratch_dir("run", name)
 }
 
 fn weight_file() -> Vec<u8> {

@@ -2,6 +2,8 @@
 //! from its seed; `trainer data deform` shares one field across the domain, keeps it
 //! invertible on every grid, jitters it per volume reproducibly, and writes the ground truths.
 
+mod common;
+
 use dicyc_trainer::data::deform::{FieldOptions, SmoothField};
 use dicyc_trainer::data::resample::Outside;
 use ndarray::Array3;
@@ -95,23 +97,16 @@ proptest! {
 mod command {
     use std::path::{Path, PathBuf};
 
-    use clap::Parser;
-    use dicyc_trainer::cli::Cli;
     use dicyc_trainer::data::deform::SmoothField;
     use dicyc_trainer::data::nifti_io::{read_volume, write};
     use dicyc_trainer::data::resample::Outside;
     use dicyc_trainer::data::simulate::{simulate_subject, Anatomy, SimOptions};
 
-    fn run(args: &[&str]) -> anyhow::Result<()> {
-        let mut v = vec!["trainer", "data", "deform"];
-        v.extend_from_slice(args);
-        Cli::try_parse_from(v)
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .run()
-    }
+    use crate::common::arg as s;
 
-    fn s(p: &Path) -> &str {
-        p.to_str().unwrap()
+    /// `trainer data deform <args>`.
+    fn run(args: &[&str]) -> anyhow::Result<()> {
+        crate::common::trainer(&[&["data", "deform"], args].concat())
     }
 
     fn tmp(name: &str) -> PathBuf {

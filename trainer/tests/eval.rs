@@ -1,25 +1,14 @@
 //! End to end on the phantom: `trainer data simulate --phantom --small`, `trainer data
 //! deform`, `trainer eval` (table, JSON, figure); the deformation is shared by the domain.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use clap::Parser;
-use dicyc_trainer::cli::Cli;
 use dicyc_trainer::data::deform::SmoothField;
 use dicyc_trainer::data::nifti_io::read_volume;
 use dicyc_trainer::data::resample::Outside;
 
-fn run(args: &[&str]) -> anyhow::Result<()> {
-    let mut v = vec!["trainer"];
-    v.extend_from_slice(args);
-    Cli::try_parse_from(v)
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-        .run()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+mod common;
+use common::{arg as s, trainer as run};
 
 #[test]
 fn simulate_deform_eval_end_to_end() {

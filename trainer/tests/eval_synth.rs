@@ -6,8 +6,6 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::Parser;
-use dicyc_trainer::cli::Cli;
 use dicyc_trainer::data::nifti_io::{read_volume, write};
 use dicyc_trainer::data::preprocess::{Normalization, PreprocessOptions};
 use dicyc_trainer::data::sampling::DataStats;
@@ -18,17 +16,8 @@ use dicyc_trainer::train::TrainConfig;
 use tch::nn::VarStore;
 use tch::Device;
 
-fn run(args: &[&str]) -> anyhow::Result<()> {
-    let mut v = vec!["trainer"];
-    v.extend_from_slice(args);
-    Cli::try_parse_from(v)
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-        .run()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+mod common;
+use common::{arg as s, trainer as run};
 
 /// A tiny "trained" run in `run_dir`: config.toml (`TrainConfig::small`) and
 /// checkpoints/latest → a step folder with freshly initialised g_ab / g_ba (seeded).

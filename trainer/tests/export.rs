@@ -25,10 +25,7 @@ fn tiny_config() -> TrainConfig {
 }
 
 fn scratch_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dicyc-export-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    dicyc_volume::testing::scratch_dir("export", name)
 }
 
 /// A freshly initialised generator of the tiny run in one direction.

@@ -11,10 +11,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("dicyc-test-nifti-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    dicyc_volume::testing::scratch_dir("trainer-nifti", name)
 }
 
 fn phantom_folder(d: &Path, n: usize, scale: f32) {

@@ -43,10 +43,7 @@ fn tiny_config(model: ModelKind) -> TrainConfig {
 }
 
 fn scratch_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dicyc-train-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    dicyc_volume::testing::scratch_dir("train", name)
 }
 
 fn write_config(dir: &Path, config: &TrainConfig) -> PathBuf {

@@ -1,6 +1,6 @@
 //! Small phantom volumes for tests and examples of the crates that read volumes.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ndarray::Array3;
 
@@ -24,4 +24,15 @@ pub fn write_phantom_folder(dir: &Path, n: usize, scale: f32) -> anyhow::Result<
         write_volume(&dir.join(format!("v{s}.nii.gz")), &data, &header)?;
     }
     Ok(())
+}
+
+/// A fresh, empty folder `<tmp>/dicyc-test-<suite>-<name>-<pid>` for one test: removed first
+/// if an earlier run left it, so a test never reads another run's files; the process id keeps
+/// concurrent `cargo test` runs apart.
+pub fn scratch_dir(suite: &str, name: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("dicyc-test-{suite}-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("cannot create a test folder in the temp dir");
+    dir
 }

@@ -12,10 +12,7 @@ use nifti::writer::WriterOptions;
 use nifti::NiftiHeader;
 
 fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("dicyc-test-nifti-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    dicyc_volume::testing::scratch_dir("nifti", name)
 }
 
 fn sample_volume() -> Volume {
