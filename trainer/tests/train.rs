@@ -445,3 +445,39 @@ fn trains_on_nifti_folders_through_the_data_pipeline() {
     assert!(!dir.join("run2").join("config.toml").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn command_line_overrides_reach_the_configuration() {
+    use clap::Parser;
+    use dicyc_trainer::cli::{Cli, Command};
+    let cli = Cli::try_parse_from([
+        "trainer",
+        "train",
+        "--preset",
+        "small",
+        "--early-stop",
+        "false",
+        "--keep-checkpoints",
+        "5",
+        "--epochs",
+        "7",
+    ])
+    .unwrap();
+    let Command::Train(args) = cli.command else {
+        panic!("parsed as another subcommand")
+    };
+    let config = args.resolve().unwrap();
+    assert!(!config.schedule.early_stop);
+    assert_eq!(config.output.keep_checkpoints, 5);
+    assert_eq!(config.schedule.epochs, 7);
+    // Left alone, the preset's values stand; a bad value is a parse error naming the flag.
+    let default = TrainArgs {
+        preset: Some(dicyc_trainer::train::Preset::Small),
+        ..TrainArgs::default()
+    };
+    assert!(default.resolve().unwrap().schedule.early_stop);
+    let err = Cli::try_parse_from(["trainer", "train", "--early-stop", "maybe"])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("--early-stop"), "{err}");
+}

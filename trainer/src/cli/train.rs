@@ -62,6 +62,13 @@ pub struct TrainArgs {
     /// Checkpoint every N steps as well as at epoch ends.
     #[arg(long)]
     pub checkpoint_every: Option<u64>,
+    /// How many of the newest checkpoints to keep (at least 1).
+    #[arg(long, value_name = "N")]
+    pub keep_checkpoints: Option<usize>,
+    /// The paper's early-stop rule (`true`/`false`): `false` runs exactly `--epochs` +
+    /// `--epochs-decay` epochs, e.g. to give two models the same number of steps.
+    #[arg(long, value_name = "BOOL")]
+    pub early_stop: Option<bool>,
     /// Slices per step.
     #[arg(long)]
     pub batch_size: Option<usize>,
@@ -190,6 +197,12 @@ impl TrainArgs {
         }
         if let Some(v) = self.checkpoint_every {
             config.output.checkpoint_every = v;
+        }
+        if let Some(v) = self.keep_checkpoints {
+            config.output.keep_checkpoints = v;
+        }
+        if let Some(v) = self.early_stop {
+            config.schedule.early_stop = v;
         }
     }
 
