@@ -6,3 +6,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 tools/setup-libtorch.sh
 cargo test --workspace --locked "$@"
+# The core once more, built for this CPU (-C target-cpu=native), so the SIMD micro-kernel that
+# benchmarks and real devices use is tested too, not only the portable one (its own target
+# directory, so the regular build is not invalidated).
+RUSTFLAGS="-C target-cpu=native" cargo test -p dicyc-core --locked --target-dir target/native
