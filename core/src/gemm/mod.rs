@@ -14,38 +14,57 @@
 //! store). A panel's depth range is contiguous in both layouts, so depth blocking needs no
 //! repacking. Accumulation is always f32.
 //!
-//! Kernels: with `avx2` and `fma` enabled at compile time (e.g. `-C target-cpu=native`)
-//! a 6×16 FMA kernel (12 ymm accumulators); otherwise a portable 6×8 kernel written so
-//! that LLVM vectorises it with the baseline SIMD (SSE2 / NEON). No runtime detection.
+//! Kernels, chosen at compile time (e.g. by `-C target-cpu=native`; no runtime
+//! detection, the core has no std): with `avx512f` an 8×32 FMA kernel (16 zmm
+//! accumulators, `avx512.rs`); else with `avx2` and `fma` a 6×16 FMA kernel (12 ymm
+//! accumulators, `avx2.rs`); otherwise a portable 6×8 kernel written so that LLVM
+//! vectorises it with the baseline SIMD (SSE2 / NEON).
+
+// AVX-512 intrinsics are stable since 1.89; the workspace MSRV (1.85) holds without them.
+#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+#[clippy::msrv = "1.89"]
+mod avx512;
+#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+use avx512 as imp;
 
 #[cfg(all(
     target_arch = "x86_64",
     target_feature = "avx2",
-    target_feature = "fma"
+    target_feature = "fma",
+    not(target_feature = "avx512f")
 ))]
 mod avx2;
-#[cfg(not(all(
-    target_arch = "x86_64",
-    target_feature = "avx2",
-    target_feature = "fma"
-)))]
-mod portable;
-
 #[cfg(all(
     target_arch = "x86_64",
     target_feature = "avx2",
-    target_feature = "fma"
+    target_feature = "fma",
+    not(target_feature = "avx512f")
 ))]
-pub use avx2::{MR, NR};
+use avx2 as imp;
+
 #[cfg(not(all(
     target_arch = "x86_64",
-    target_feature = "avx2",
-    target_feature = "fma"
+    any(
+        target_feature = "avx512f",
+        all(target_feature = "avx2", target_feature = "fma")
+    )
 )))]
-pub use portable::{MR, NR};
+mod portable;
+#[cfg(not(all(
+    target_arch = "x86_64",
+    any(
+        target_feature = "avx512f",
+        all(target_feature = "avx2", target_feature = "fma")
+    )
+)))]
+use portable as imp;
+
+pub use imp::{MR, NR};
 
 /// Name of the micro-kernel compiled in (for benchmarks and reports).
-pub const KERNEL_NAME: &str = if cfg!(all(
+pub const KERNEL_NAME: &str = if cfg!(all(target_arch = "x86_64", target_feature = "avx512f")) {
+    "avx512f 8x32"
+} else if cfg!(all(
     target_arch = "x86_64",
     target_feature = "avx2",
     target_feature = "fma"
@@ -63,18 +82,7 @@ pub fn micro_kernel(k: usize, a: &[f32], b: &[f32], c: &mut [f32; MR * NR]) -> b
     let (Some(a), Some(b)) = (a.get(..k * MR), b.get(..k * NR)) else {
         return false;
     };
-    #[cfg(all(
-        target_arch = "x86_64",
-        target_feature = "avx2",
-        target_feature = "fma"
-    ))]
-    avx2::kernel(k, a, b, c);
-    #[cfg(not(all(
-        target_arch = "x86_64",
-        target_feature = "avx2",
-        target_feature = "fma"
-    )))]
-    portable::kernel(a, b, c);
+    imp::kernel(k, a, b, c);
     true
 }
 
@@ -94,7 +102,8 @@ pub fn pack_a_f32(m: usize, k: usize, src: &[f32], out: &mut [f32]) -> bool {
         return false;
     }
     for (p, panel) in out[..packed_a_len(m, k)]
-        .chunks_exact_mut(MR * k)
+        // `max(1)`: with `k = 0` the slice is empty, and a chunk size of 0 would panic.
+        .chunks_exact_mut((MR * k).max(1))
         .enumerate()
     {
         for kk in 0..k {
@@ -113,7 +122,8 @@ pub fn pack_b_f32(k: usize, n: usize, src: &[f32], out: &mut [f32]) -> bool {
         return false;
     }
     for (p, panel) in out[..packed_b_len(k, n)]
-        .chunks_exact_mut(NR * k)
+        // `max(1)`: with `k = 0` the slice is empty, and a chunk size of 0 would panic.
+        .chunks_exact_mut((NR * k).max(1))
         .enumerate()
     {
         for kk in 0..k {

@@ -6,9 +6,9 @@ pub const MR: usize = 6;
 pub const NR: usize = 8;
 
 #[inline]
-pub(super) fn kernel(a: &[f32], b: &[f32], c: &mut [f32; MR * NR]) {
+pub(super) fn kernel(k: usize, a: &[f32], b: &[f32], c: &mut [f32; MR * NR]) {
     let mut acc = [[0.0f32; NR]; MR];
-    for (ak, bk) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
+    for (ak, bk) in a.chunks_exact(MR).zip(b.chunks_exact(NR)).take(k) {
         for (row, &av) in acc.iter_mut().zip(ak) {
             for (x, &bv) in row.iter_mut().zip(bk) {
                 *x += av * bv;
