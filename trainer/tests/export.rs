@@ -215,3 +215,38 @@ fn the_range_check_matches_the_core_writer_and_counts_non_finite_values() {
         "{err}"
     );
 }
+
+#[test]
+fn unreadable_golden_inputs_of_one_direction_leave_no_weight_file_behind() {
+    let dir = scratch_dir("golden");
+    let run = tiny_run(&dir, |_, _| {});
+    let out = dir.join("export");
+    // g_ab's golden inputs are fine (a phantom folder); g_ba's folder holds no volumes.
+    let good = dir.join("pd");
+    std::fs::create_dir_all(&good).unwrap();
+    dicyc_volume::testing::write_phantom_folder(&good, 1, 100.0).unwrap();
+    let empty = dir.join("t2-empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let result = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["export", "--device", "cpu", "--run"])
+        .arg(&run)
+        .arg("--out")
+        .arg(&out)
+        .arg("--golden-a")
+        .arg(&good)
+        .arg("--golden-b")
+        .arg(&empty)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(!result.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("g_ba") && stderr.contains("--golden-b"),
+        "{stderr}"
+    );
+    // Checked before anything was written: neither direction, no bundle, no report.
+    for file in ["g_ab.dcw", "g_ba.dcw", "golden-ab", "export.json"] {
+        assert!(!out.join(file).exists(), "{file} was written");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

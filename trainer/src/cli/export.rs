@@ -217,12 +217,51 @@ fn header_normalization(stats: Option<&DataStats>, direction: Direction) -> Norm
     }
 }
 
-/// Up to `n` normalised, ×4-padded slices with the most foreground from `source`'s volumes.
-fn golden_inputs(
-    source: &Path,
+/// Named, normalised golden input slices (`volume:slice`, `H × W`).
+type GoldenInputs = Vec<(String, ndarray::Array2<f32>)>;
+
+/// The golden inputs of `direction` (`tag` `ab`/`ba`) as [`golden_source`] finds them, read
+/// and normalised; `None` (with a warning saying how to get a bundle) when there are none.
+fn read_golden_inputs(
+    a: &ExportArgs,
+    data: &DataConfig,
+    direction: Direction,
+    tag: &str,
     opts: &PreprocessOptions,
-    n: usize,
-) -> Result<Vec<(String, ndarray::Array2<f32>)>> {
+) -> Result<Option<GoldenInputs>> {
+    let (given, flag) = match direction {
+        Direction::A2b => (a.golden_a.as_deref(), "--golden-a"),
+        Direction::B2a => (a.golden_b.as_deref(), "--golden-b"),
+    };
+    let source = match golden_source(given, data, direction) {
+        GoldenSource::Given(path) => path,
+        GoldenSource::Recorded(path) => {
+            println!(
+                "export g_{tag}: golden inputs from the run's training data {} (pass {flag} for held-out volumes)",
+                path.display()
+            );
+            path
+        }
+        GoldenSource::Missing(why) => {
+            eprintln!(
+                "warning: export g_{tag}: no golden bundle written: {why}; pass {flag} VOLUMES (a folder, list file or volume of the source domain) to write one for `firmware-sim verify`"
+            );
+            return Ok(None);
+        }
+    };
+    let inputs = golden_inputs(&source, opts, a.golden_slices)
+        .with_context(|| format!("reading the golden inputs of g_{tag} ({flag})"))?;
+    if inputs.is_empty() {
+        bail!(
+            "no slices found in {} for the golden bundle of g_{tag}",
+            source.display()
+        );
+    }
+    Ok(Some(inputs))
+}
+
+/// Up to `n` normalised, ×4-padded slices with the most foreground from `source`'s volumes.
+fn golden_inputs(source: &Path, opts: &PreprocessOptions, n: usize) -> Result<GoldenInputs> {
     let mut candidates = Vec::new();
     for path in list_volumes(source)? {
         let volume = read_volume(&path)?;
@@ -336,15 +375,17 @@ pub fn run(a: &ExportArgs) -> Result<()> {
         );
     }
 
-    // Both pass: build both files in memory, then write them.
+    // Both pass: build both files and read both directions' golden inputs in memory (any of
+    // which can fail), and only then write anything, so a deployment never gets one direction.
     let mut exported = Vec::new();
     for (direction, tag, loaded, config, norm, quantized) in generators {
         let file = quantized
             .write(&norm)
             .with_context(|| format!("exporting g_{tag} of {}", checkpoint.display()))?;
-        exported.push((direction, tag, loaded, config, file));
+        let golden = read_golden_inputs(a, &train_config.data, direction, tag, &opts)?;
+        exported.push((direction, tag, loaded, config, file, golden));
     }
-    for (i, (direction, tag, loaded, config, exported)) in exported.iter().enumerate() {
+    for (i, (_, tag, loaded, config, exported, golden)) in exported.iter().enumerate() {
         let path = a.out.join(format!("g_{tag}.dcw"));
         dicyc_firmware_sim::cli::write_atomically(&path, &exported.bytes)?;
         let file = WeightFile::new_checked(&exported.bytes)
@@ -356,40 +397,13 @@ pub fn run(a: &ExportArgs) -> Result<()> {
             file.crc32c(),
             report.directions[i].max_abs_quantization_error
         );
-        let (given, flag) = match direction {
-            Direction::A2b => (a.golden_a.as_deref(), "--golden-a"),
-            Direction::B2a => (a.golden_b.as_deref(), "--golden-b"),
-        };
-        let source = match golden_source(given, &train_config.data, *direction) {
-            GoldenSource::Given(path) => Some(path),
-            GoldenSource::Recorded(path) => {
-                println!(
-                    "export g_{tag}: golden inputs from the run's training data {} (pass {flag} for held-out volumes)",
-                    path.display()
-                );
-                Some(path)
-            }
-            GoldenSource::Missing(why) => {
-                eprintln!(
-                    "warning: export g_{tag}: no golden bundle written: {why}; pass {flag} VOLUMES (a folder, list file or volume of the source domain) to write one for `firmware-sim verify`"
-                );
-                None
-            }
-        };
         let mut golden_bundle = None;
         let mut golden_slices = 0;
-        if let Some(source) = source {
-            let inputs = golden_inputs(&source, &opts, a.golden_slices)?;
-            if inputs.is_empty() {
-                bail!(
-                    "no slices found in {} for the golden bundle",
-                    source.display()
-                );
-            }
+        if let Some(inputs) = golden {
             let dir = a.out.join(format!("golden-{tag}"));
             let (cin, cout) = (config.in_channels as usize, config.out_channels as usize);
             let mut bundle = BundleWriter::create(&dir, file.crc32c(), cin, cout)?;
-            for (name, slice) in &inputs {
+            for (name, slice) in inputs {
                 let (h, w) = slice.dim();
                 let values: Vec<f32> = slice.iter().copied().collect();
                 let x = Tensor::from_slice(&values)
