@@ -56,10 +56,17 @@ pub struct SimulateArgs {
     /// Test subjects.
     #[arg(long, default_value_t = 28)]
     pub test: usize,
-    /// Axial slices per volume (2 mm each, centred on the brain).
-    #[arg(long, default_value_t = 32)]
-    pub slices: usize,
-    /// A quick demo/test set: 4 train, 2 test, 12 slices (overrides --train/--test/--slices).
+    /// Voxel size in mm: 2 (the template's 1 mm maps block-averaged 2×2×2; 96×112 in-plane)
+    /// or 1 (the template at full resolution, as the paper's IXI; 192×224 in-plane). The
+    /// same seed gives the same subjects at either size.
+    #[arg(long, default_value_t = 2, value_parser = parse_voxel_mm)]
+    pub voxel_mm: usize,
+    /// Axial slices per volume, centred on the brain (default: a 64 mm slab, i.e. 32 at 2 mm,
+    /// 64 at 1 mm).
+    #[arg(long)]
+    pub slices: Option<usize>,
+    /// A quick demo/test set: 4 train, 2 test, a 24 mm slab (12 slices at 2 mm; overrides
+    /// --train/--test/--slices).
     #[arg(long)]
     pub small: bool,
     /// Use a synthetic sphere phantom instead of the template (no download; for tests).
@@ -127,13 +134,32 @@ fn bar(n: u64, what: &str) -> indicatif::ProgressBar {
     pb
 }
 
+/// Default slab thickness (mm) of `data simulate`, and of `--small`.
+const SLAB_MM: usize = 64;
+const SMALL_SLAB_MM: usize = 24;
+
+/// `--voxel-mm`: 1 or 2 (the template is 1 mm; other sizes are not integer block means).
+pub fn parse_voxel_mm(s: &str) -> Result<usize, String> {
+    match s.trim() {
+        "1" | "1.0" => Ok(1),
+        "2" | "2.0" => Ok(2),
+        _ => Err(format!(
+            "{s:?} is not a supported voxel size: use 1 (the template's own 1 mm grid) or 2 (2×2×2 block means)"
+        )),
+    }
+}
+
 fn simulate_cmd(a: &SimulateArgs) -> Result<()> {
     let t0 = Instant::now();
+    let v = a.voxel_mm;
     let (train, test, slices) = if a.small {
-        (4, 2, 12)
+        (4, 2, SMALL_SLAB_MM / v)
     } else {
-        (a.train, a.test, a.slices)
+        (a.train, a.test, a.slices.unwrap_or(SLAB_MM / v))
     };
+    if a.phantom && v != 2 {
+        bail!("--phantom is a 2 mm anatomy: it cannot be combined with --voxel-mm {v}");
+    }
     if train + test == 0 || slices == 0 {
         bail!("--train + --test and --slices must be positive");
     }
@@ -143,28 +169,39 @@ fn simulate_cmd(a: &SimulateArgs) -> Result<()> {
             a.out.display()
         );
     }
-    let (anatomy, name) = if a.phantom {
-        (Anatomy::phantom([48, 56, 40]), "sphere phantom".to_string())
+    // The 2 mm grid is the reference: a 1 mm benchmark covers exactly its field of view
+    // (192×224 mm in-plane, the slab centred where the 2 mm one is).
+    let (anatomy, name, (dims, offset)) = if a.phantom {
+        let anatomy = Anatomy::phantom([48, 56, 40]);
+        let grid = simulate::centred_grid(&anatomy, [48, 56], slices.min(anatomy.dims()[2]));
+        (anatomy, "sphere phantom".to_string(), grid)
     } else {
         let dir = template::locate(a.template.as_deref(), !a.no_fetch)?;
         eprintln!("anatomy: {}", dir.display());
-        (
-            Anatomy::from_template(&dir, 2)?,
-            "MNI ICBM152 2009a (nilearn 0.14.1), 2 mm".to_string(),
-        )
+        let name = format!("MNI ICBM152 2009a (nilearn 0.14.1), {v} mm");
+        let reference = Anatomy::from_template(&dir, 2)?;
+        if v == 2 {
+            let grid =
+                simulate::centred_grid(&reference, [96, 112], slices.min(reference.dims()[2]));
+            (reference, name, grid)
+        } else {
+            let anatomy = Anatomy::from_template(&dir, v)?;
+            let xy = [96 * 2 / v, 112 * 2 / v];
+            let slices = slices.min(anatomy.dims()[2]);
+            let grid = simulate::matching_grid(&reference, &anatomy, xy, slices);
+            (anatomy, name, grid)
+        }
     };
-    let xy = if a.phantom { [48, 56] } else { [96, 112] };
-    let slices = slices.min(anatomy.dims()[2]);
-    let (dims, offset) = simulate::centred_grid(&anatomy, xy, slices);
     let opts = SimOptions::ixi_like(a.seed, dims, offset);
     let pb = bar((train + test) as u64, "simulating subjects");
     simulate::write_benchmark(&anatomy, &opts, train, test, &a.out, &name, &pb)?;
     pb.finish();
     println!(
-        "wrote {train} train + {test} test subjects ({}×{}×{} at 2 mm, PD TE {} / T2 TE {} ms, TR {} ms) to {} in {:.1} s",
+        "wrote {train} train + {test} test subjects ({}×{}×{} at {} mm, PD TE {} / T2 TE {} ms, TR {} ms) to {} in {:.1} s",
         dims[0],
         dims[1],
         dims[2],
+        anatomy.voxel_mm(),
         opts.te_pd,
         opts.te_t2,
         opts.tr,

@@ -3,6 +3,12 @@
 //! variability (smooth non-linear deformation + small affine, bias field, Rician noise,
 //! tissue-parameter jitter). PD and T2 of one subject are the two echoes of one acquisition:
 //! computed from the same warped tissue fractions, the same bias field, so exactly aligned.
+//!
+//! Every spatial parameter is in mm (or per field of view), never in voxels: a benchmark at
+//! 1 mm and one at 2 mm of the same seed and field of view show the same subjects (the same
+//! deformation, affine and bias field in mm), only sampled differently. The geometry is
+//! anchored on the 2 mm lattice ([`REFERENCE_MM`]) so that the default 2 mm benchmark is the
+//! one built before voxel sizes were selectable, byte for byte.
 
 use std::path::Path;
 
@@ -17,7 +23,20 @@ use super::deform::{FieldOptions, Sines, SmoothField};
 use super::nifti_io;
 use super::resample::{downsample_mean, trilinear, Outside};
 use super::template;
-use super::volume::{header_for, reslice_header, Volume};
+use super::volume::{header_for, reslice_header, spacing_of, Volume};
+
+/// Voxel size (mm) of the lattice the per-subject fields are anchored on: sinusoid phases
+/// refer to this lattice's voxel centres, so the 2 mm benchmark evaluates them exactly where
+/// it always did, and a finer grid samples the same continuous field between them.
+pub const REFERENCE_MM: f64 = 2.0;
+
+/// Radius (mm) of the ball that closes the brain mask (2 voxels of the 2 mm grid).
+pub const MASK_CLOSING_MM: f64 = 4.0;
+
+/// In-plane voxel size (mm) of a header (the simulator's grids are isotropic).
+fn voxel_of(header: &nifti::NiftiHeader) -> f64 {
+    f64::from(spacing_of(header)[0])
+}
 
 /// Relaxation times (ms) and proton density of one tissue.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -70,8 +89,9 @@ pub struct Anatomy {
 
 impl Anatomy {
     /// Loads the template's GM and WM maps from `dir`, downsamples them by `factor` (block
-    /// mean: partial volumes), derives the brain mask (GM+WM > 0.3, closed with a ball of 2
-    /// voxels, holes filled slice by slice — the ventricles) and CSF = mask · (1 − GM − WM).
+    /// mean: partial volumes; 1 = the template's own 1 mm grid), derives the brain mask
+    /// (GM+WM > 0.3, closed with a ball of [`MASK_CLOSING_MM`], holes filled slice by slice —
+    /// the ventricles) and CSF = mask · (1 − GM − WM).
     pub fn from_template(dir: &Path, factor: usize) -> Result<Self> {
         let read = |k: &str| -> Result<Volume> {
             let p = dir.join(template::map_file(k));
@@ -107,10 +127,12 @@ impl Anatomy {
     }
 
     /// Builds the anatomy from GM and WM fractions (mask and CSF derived as in
-    /// [`from_template`](Self::from_template)).
+    /// [`from_template`](Self::from_template)); the closing radius is converted to voxels of
+    /// `header`'s voxel size, so the mask means the same in mm at any resolution.
     pub fn from_gm_wm(gm: Array3<f32>, wm: Array3<f32>, header: nifti::NiftiHeader) -> Self {
         let tissue = Zip::from(&gm).and(&wm).map_collect(|&g, &w| g + w > 0.3);
-        let closed = erode(&dilate(&tissue, 2), 2);
+        let r = (MASK_CLOSING_MM / voxel_of(&header)).round().max(1.0) as usize;
+        let closed = erode(&dilate(&tissue, r), r);
         let mask = fill_holes_axial(&closed);
         let csf = Zip::from(&gm)
             .and(&wm)
@@ -172,54 +194,54 @@ impl Anatomy {
         [d.0, d.1, d.2]
     }
 
+    /// Voxel size (mm) of the grid (isotropic).
+    pub fn voxel_mm(&self) -> f64 {
+        voxel_of(&self.header)
+    }
+
     /// Brain fraction (GM + WM + CSF).
     pub fn brain(&self) -> Array3<f32> {
         &self.gm + &self.wm + &self.csf
     }
 }
 
-fn ball(r: i64) -> Vec<[i64; 3]> {
-    let mut v = Vec::new();
-    for a in -r..=r {
-        for b in -r..=r {
-            for c in -r..=r {
-                if a * a + b * b + c * c <= r * r {
-                    v.push([a, b, c]);
+/// Where a set voxel of `m` lies within the ball of radius `r` voxels (offsets with
+/// a² + b² + c² ≤ r²); voxels outside the grid count as `outside`. Exact, by separable
+/// min-plus passes of the squared distance over a ±r window per axis: O(n·r) rather than
+/// O(n·r³), which the 1 mm template (8.7 M voxels, r = 4) needs.
+fn within_ball(m: &Array3<bool>, r: usize, outside: bool) -> Array3<bool> {
+    const FAR: u32 = u32::MAX / 4;
+    let edge = if outside { 0 } else { FAR };
+    let mut d = m.mapv(|b| if b { 0u32 } else { FAR });
+    for axis in 0..3 {
+        let n = d.len_of(Axis(axis));
+        let src = d.clone();
+        Zip::from(d.lanes_mut(Axis(axis)))
+            .and(src.lanes(Axis(axis)))
+            .for_each(|mut out, inp| {
+                for i in 0..n {
+                    let mut best = inp[i];
+                    for o in 1..=r {
+                        let o2 = (o * o) as u32;
+                        let lo = if i >= o { inp[i - o] } else { edge };
+                        let hi = if i + o < n { inp[i + o] } else { edge };
+                        best = best.min(lo.min(hi).saturating_add(o2));
+                    }
+                    out[i] = best;
                 }
-            }
-        }
+            });
     }
-    v
+    let r2 = (r * r) as u32;
+    d.mapv(|x| x <= r2)
 }
 
-fn morph(m: &Array3<bool>, r: i64, dilate: bool) -> Array3<bool> {
-    let (nx, ny, nz) = m.dim();
-    let offs = ball(r);
-    Array3::from_shape_fn((nx, ny, nz), |(i, j, k)| {
-        let hit = |o: &[i64; 3]| {
-            let (x, y, z) = (i as i64 + o[0], j as i64 + o[1], k as i64 + o[2]);
-            x >= 0
-                && y >= 0
-                && z >= 0
-                && (x as usize) < nx
-                && (y as usize) < ny
-                && (z as usize) < nz
-                && m[[x as usize, y as usize, z as usize]]
-        };
-        if dilate {
-            offs.iter().any(hit)
-        } else {
-            offs.iter().all(hit)
-        }
-    })
+fn dilate(m: &Array3<bool>, r: usize) -> Array3<bool> {
+    within_ball(m, r, false)
 }
 
-fn dilate(m: &Array3<bool>, r: i64) -> Array3<bool> {
-    morph(m, r, true)
-}
-
-fn erode(m: &Array3<bool>, r: i64) -> Array3<bool> {
-    morph(m, r, false)
+/// Erosion: inside the grid and no unset voxel within the ball (outside counts as unset).
+fn erode(m: &Array3<bool>, r: usize) -> Array3<bool> {
+    within_ball(&m.mapv(|b| !b), r, true).mapv(|b| !b)
 }
 
 /// Fills holes of a mask in every axial slice (background = what a 4-connected flood from the
@@ -282,17 +304,22 @@ pub struct SimOptions {
     pub dims: [usize; 3],
     /// Output grid origin in anatomy voxel coordinates.
     pub offset: [f64; 3],
-    /// Per-subject non-linear deformation (anatomical variability).
+    /// Per-subject non-linear deformation (anatomical variability). Here
+    /// `field.max_displacement` is in **mm** (divided by the anatomy's voxel size at use);
+    /// frequencies are per field of view and the gradient bound is unitless, so the field is
+    /// the same in mm at any voxel size.
     pub field: FieldOptions,
     /// Largest in-plane rotation (degrees) of the per-subject affine.
     pub max_rotation_deg: f64,
     /// Largest isotropic scaling of the per-subject affine (fraction).
     pub max_scale: f64,
-    /// Largest translation (voxels) of the per-subject affine.
-    pub max_translation: f64,
-    /// Bias field strength: the multiplicative field is `exp(bias · s(p))`, |s| ≤ 1.
+    /// Largest in-plane translation (mm) of the per-subject affine (through-plane: half).
+    pub max_translation_mm: f64,
+    /// Bias field strength: the multiplicative field is `exp(bias · s(p))`, |s| ≤ 1, `s` a
+    /// few sinusoids of ≤ 1 cycle per field of view (the same in mm at any voxel size).
     pub bias: f64,
-    /// Rician noise σ as a fraction of the signal unit (signals are 0..~1 before `units`).
+    /// Rician noise σ as a fraction of the signal unit (signals are 0..~1 before `units`),
+    /// per voxel at any voxel size (the same SNR per voxel, not per mm³).
     pub noise: f64,
     /// Relative sd of each tissue parameter per subject.
     pub jitter: f64,
@@ -311,7 +338,7 @@ impl SimOptions {
             dims,
             offset,
             field: FieldOptions {
-                max_displacement: 3.0,
+                max_displacement: 6.0,
                 max_gradient: 0.35,
                 terms: 6,
                 max_freq: 1.2,
@@ -320,7 +347,7 @@ impl SimOptions {
             },
             max_rotation_deg: 5.0,
             max_scale: 0.05,
-            max_translation: 2.0,
+            max_translation_mm: 4.0,
             bias: 0.1,
             noise: 0.012,
             jitter: 0.03,
@@ -352,19 +379,96 @@ fn jitter_tissue(t: &Tissue, sd: f64, rng: &mut ChaCha8Rng) -> Tissue {
     }
 }
 
-/// Simulates subject `index` (its randomness depends only on `opts.seed` and `index`).
-pub fn simulate_subject(anatomy: &Anatomy, opts: &SimOptions, index: u64) -> Subject {
+/// The spatial part of one subject: which anatomy position each output voxel samples.
+/// Drawn first from the subject's stream, independently of the grid's resolution.
+#[derive(Debug, Clone)]
+pub struct SubjectWarp {
+    /// The smooth non-linear field, in voxels of the output grid.
+    pub field: SmoothField,
+    /// In-plane rotation (radians).
+    pub theta: f64,
+    /// Isotropic scaling.
+    pub scale: f64,
+    /// Translation (voxels of the output grid).
+    pub translation: [f64; 3],
+    /// Rotation/scaling centre (anatomy voxel coordinates): the output grid's centre.
+    pub centre: [f64; 3],
+    /// Output grid origin in anatomy voxel coordinates.
+    pub offset: [f64; 3],
+    /// Shift from an output voxel index to where the fields are evaluated (see
+    /// [`REFERENCE_MM`]): `0.5 − REFERENCE_MM / (2·voxel)`, 0 at 2 mm.
+    pub anchor: f64,
+}
+
+impl SubjectWarp {
+    fn draw(voxel_mm: f64, opts: &SimOptions, rng: &mut ChaCha8Rng) -> Self {
+        let dims = opts.dims;
+        let fopts = FieldOptions {
+            max_displacement: opts.field.max_displacement / voxel_mm,
+            ..opts.field
+        };
+        let field = SmoothField::random(dims, &fopts, rng);
+        let theta = rng.gen_range(-1.0..=1.0) * opts.max_rotation_deg.to_radians();
+        let scale = 1.0 + rng.gen_range(-1.0..=1.0) * opts.max_scale;
+        let tv = opts.max_translation_mm / voxel_mm;
+        let translation = [
+            rng.gen_range(-1.0..=1.0) * tv,
+            rng.gen_range(-1.0..=1.0) * tv,
+            rng.gen_range(-1.0..=1.0) * tv * 0.5,
+        ];
+        let centre = [0, 1, 2].map(|a| opts.offset[a] + (dims[a] as f64 - 1.0) / 2.0);
+        Self {
+            field,
+            theta,
+            scale,
+            translation,
+            centre,
+            offset: opts.offset,
+            anchor: 0.5 - REFERENCE_MM / (2.0 * voxel_mm),
+        }
+    }
+
+    /// Where the per-subject fields (deformation, bias) are evaluated for output position `p`.
+    pub fn field_point(&self, p: [f64; 3]) -> [f64; 3] {
+        p.map(|x| x + self.anchor)
+    }
+
+    /// The anatomy voxel coordinates that output position `p` (voxel coordinates of the
+    /// output grid, not necessarily integer) samples: `c + s·R·(offset + p + u − c) + t`.
+    pub fn source(&self, p: [f64; 3]) -> [f64; 3] {
+        let u = self.field.at(self.field_point(p));
+        let c = self.centre;
+        let q = [0, 1, 2].map(|a| self.offset[a] + p[a] + u[a] - c[a]);
+        let (ct, st, s, t) = (
+            self.theta.cos(),
+            self.theta.sin(),
+            self.scale,
+            self.translation,
+        );
+        [
+            c[0] + s * (ct * q[0] - st * q[1]) + t[0],
+            c[1] + s * (st * q[0] + ct * q[1]) + t[1],
+            c[2] + s * q[2] + t[2],
+        ]
+    }
+}
+
+fn subject_rng(opts: &SimOptions, index: u64) -> ChaCha8Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     rng.set_stream(index + 1);
+    rng
+}
+
+/// The spatial transform of subject `index` on `anatomy` (what [`simulate_subject`] applies).
+pub fn subject_warp(anatomy: &Anatomy, opts: &SimOptions, index: u64) -> SubjectWarp {
+    SubjectWarp::draw(anatomy.voxel_mm(), opts, &mut subject_rng(opts, index))
+}
+
+/// Simulates subject `index` (its randomness depends only on `opts.seed` and `index`).
+pub fn simulate_subject(anatomy: &Anatomy, opts: &SimOptions, index: u64) -> Subject {
+    let mut rng = subject_rng(opts, index);
     let dims = opts.dims;
-    let field = SmoothField::random(dims, &opts.field, &mut rng);
-    let theta = rng.gen_range(-1.0..=1.0) * opts.max_rotation_deg.to_radians();
-    let s = 1.0 + rng.gen_range(-1.0..=1.0) * opts.max_scale;
-    let t = [
-        rng.gen_range(-1.0..=1.0) * opts.max_translation,
-        rng.gen_range(-1.0..=1.0) * opts.max_translation,
-        rng.gen_range(-1.0..=1.0) * opts.max_translation * 0.5,
-    ];
+    let warp = SubjectWarp::draw(anatomy.voxel_mm(), opts, &mut rng);
     let mut bias = Sines::random(4, 1.0, 0.5, &mut rng);
     let peak = bias.max_abs();
     if peak > 0.0 {
@@ -378,12 +482,6 @@ pub fn simulate_subject(anatomy: &Anatomy, opts: &SimOptions, index: u64) -> Sub
     let sig = |te: f64| tissues.map(|ti| spin_echo(&ti, opts.tr, te));
     let (s_pd, s_t2) = (sig(opts.te_pd), sig(opts.te_t2));
 
-    let c = [
-        opts.offset[0] + (dims[0] as f64 - 1.0) / 2.0,
-        opts.offset[1] + (dims[1] as f64 - 1.0) / 2.0,
-        opts.offset[2] + (dims[2] as f64 - 1.0) / 2.0,
-    ];
-    let (ct, st) = (theta.cos(), theta.sin());
     let fdims = dims.map(|d| d as f64);
     let (gm, wm, csf) = (anatomy.gm.view(), anatomy.wm.view(), anatomy.csf.view());
     let shape = (dims[0], dims[1], dims[2]);
@@ -394,17 +492,7 @@ pub fn simulate_subject(anatomy: &Anatomy, opts: &SimOptions, index: u64) -> Sub
         for j in 0..dims[1] {
             for k in 0..dims[2] {
                 let p = [i as f64, j as f64, k as f64];
-                let u = field.at(p);
-                let q = [
-                    opts.offset[0] + p[0] + u[0] - c[0],
-                    opts.offset[1] + p[1] + u[1] - c[1],
-                    opts.offset[2] + p[2] + u[2] - c[2],
-                ];
-                let a = [
-                    c[0] + s * (ct * q[0] - st * q[1]) + t[0],
-                    c[1] + s * (st * q[0] + ct * q[1]) + t[1],
-                    c[2] + s * q[2] + t[2],
-                ];
+                let a = warp.source(p);
                 let o = Outside::Value(0.0);
                 let fr = [
                     f64::from(trilinear(&csf, a[0], a[1], a[2], o)),
@@ -412,7 +500,7 @@ pub fn simulate_subject(anatomy: &Anatomy, opts: &SimOptions, index: u64) -> Sub
                     f64::from(trilinear(&wm, a[0], a[1], a[2], o)),
                 ];
                 let brain = fr[0] + fr[1] + fr[2];
-                let b = (opts.bias * bias.value(p, fdims)).exp();
+                let b = (opts.bias * bias.value(warp.field_point(p), fdims)).exp();
                 let e1 = b * (fr[0] * s_pd[0] + fr[1] * s_pd[1] + fr[2] * s_pd[2]);
                 let e2 = b * (fr[0] * s_t2[0] + fr[1] * s_t2[1] + fr[2] * s_t2[2]);
                 if brain > 0.5 {
@@ -497,6 +585,57 @@ pub fn centred_grid(anatomy: &Anatomy, xy: [usize; 2], slices: usize) -> ([usize
     )
 }
 
+/// The grid on `target` that covers the same field of view as `reference`'s
+/// [`centred_grid`] (`xy`, `slices` in voxels of `target`): its centre is at the reference
+/// grid's centre in world mm, so a 1 mm benchmark depicts exactly the slab of the 2 mm one
+/// (whose placement depends on the brain's extent on the 2 mm grid). The reference grid has
+/// `xy`, `slices` scaled by the voxel ratio (rounded, at least 1).
+pub fn matching_grid(
+    reference: &Anatomy,
+    target: &Anatomy,
+    xy: [usize; 2],
+    slices: usize,
+) -> ([usize; 3], [f64; 3]) {
+    let ratio = target.voxel_mm() / reference.voxel_mm();
+    let scaled = |n: usize| ((n as f64 * ratio).round() as usize).max(1);
+    let (rd, ro) = centred_grid(reference, [scaled(xy[0]), scaled(xy[1])], scaled(slices));
+    let centre = [0, 1, 2].map(|a| ro[a] + (rd[a] as f64 - 1.0) / 2.0);
+    let world = voxel_to_world(&reference.header, centre);
+    let c = world_to_voxel(&target.header, world);
+    let dims = [xy[0], xy[1], slices];
+    let off = [0, 1, 2].map(|a| (c[a] - (dims[a] as f64 - 1.0) / 2.0).round());
+    (dims, off)
+}
+
+fn sform(h: &nifti::NiftiHeader) -> ([[f64; 3]; 3], [f64; 3]) {
+    let rows = [h.srow_x, h.srow_y, h.srow_z];
+    (
+        rows.map(|r| [f64::from(r[0]), f64::from(r[1]), f64::from(r[2])]),
+        rows.map(|r| f64::from(r[3])),
+    )
+}
+
+fn voxel_to_world(h: &nifti::NiftiHeader, p: [f64; 3]) -> [f64; 3] {
+    let (m, t) = sform(h);
+    [0, 1, 2].map(|r| m[r][0] * p[0] + m[r][1] * p[1] + m[r][2] * p[2] + t[r])
+}
+
+fn world_to_voxel(h: &nifti::NiftiHeader, w: [f64; 3]) -> [f64; 3] {
+    let (m, t) = sform(h);
+    let d = [w[0] - t[0], w[1] - t[1], w[2] - t[2]];
+    let det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+        - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+        + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
+    // Cramer's rule: column `a` of the matrix replaced by `d`.
+    [0, 1, 2].map(|a| {
+        let c = |r: usize, k: usize| if k == a { d[r] } else { m[r][k] };
+        (c(0, 0) * (c(1, 1) * c(2, 2) - c(1, 2) * c(2, 1))
+            - c(0, 1) * (c(1, 0) * c(2, 2) - c(1, 2) * c(2, 0))
+            + c(0, 2) * (c(1, 0) * c(2, 1) - c(1, 1) * c(2, 0)))
+            / det
+    })
+}
+
 /// Benchmark layout and split.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BenchmarkManifest {
@@ -508,6 +647,8 @@ pub struct BenchmarkManifest {
     pub test: usize,
     /// Where the anatomy came from.
     pub anatomy: String,
+    /// Voxel size (mm, isotropic) of the volumes.
+    pub voxel_mm: f64,
     /// Domains: A = `pd`, B = `t2`.
     pub domains: [String; 2],
 }
@@ -537,6 +678,7 @@ pub fn write_benchmark(
         train,
         test,
         anatomy: anatomy_name.to_string(),
+        voxel_mm: anatomy.voxel_mm(),
         domains: ["pd".into(), "t2".into()],
     };
     let path = out.join("benchmark.json");
