@@ -140,7 +140,8 @@ fn synth_writes_source_grid_volumes_in_target_units() {
     assert_eq!(std::fs::read(input.join("s0.nii.gz")).unwrap(), before);
 
     // The exported weight file through the core: every volume written on the source grid;
-    // `--batch` does not apply there (one slice at a time), so it changes nothing.
+    // `--batch` is accepted but does not apply there (the core runs one slice at a time);
+    // two calls write the same bytes (the core path is deterministic).
     let export = root.join("export");
     run(&[
         "export",

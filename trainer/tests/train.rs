@@ -226,6 +226,18 @@ fn cyclegan_trains_through_the_cli_and_has_no_offset_tensors() {
     // A second run into the same directory is refused with a pointer to --resume.
     let err = run(&args(&config_path, &run_dir)).unwrap_err();
     assert!(format!("{err:#}").contains("--resume"), "{err:#}");
+    // A resume that fails (here: no checkpoint left) does not record its overrides.
+    let before = std::fs::read(run_dir.join("config.toml")).unwrap();
+    std::fs::remove_dir_all(run_dir.join("checkpoints")).unwrap();
+    let err = run(&TrainArgs {
+        resume: Some(run_dir.clone()),
+        epochs: Some(9),
+        quiet: true,
+        ..TrainArgs::default()
+    })
+    .unwrap_err();
+    assert!(format!("{err:#}").contains("checkpoint"), "{err:#}");
+    assert_eq!(std::fs::read(run_dir.join("config.toml")).unwrap(), before);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -10,10 +10,11 @@ use crate::resample::{bilinear, Outside};
 
 /// Augmentation settings (all draws uniform in ±the given bound).
 ///
-/// `#[serde(default)]`: a partial table (e.g. `[data.preprocess.augment]` with only
-/// `rotate_deg`) takes the defaults below for every field it leaves out.
+/// `#[serde(default, deny_unknown_fields)]`: a partial table (e.g.
+/// `[data.preprocess.augment]` with only `rotate_deg`) takes the defaults below for every
+/// field it leaves out; a misspelt key is an error, not a silent default.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct AugmentOptions {
     /// Apply augmentation at all.
     pub enabled: bool,

@@ -83,10 +83,11 @@ impl Normalization {
 
 /// Preprocessing settings shared by training and synthesis.
 ///
-/// `#[serde(default)]`: a partial table (e.g. `[data.preprocess]` with only `size`) takes
-/// the defaults below for every field it leaves out.
+/// `#[serde(default, deny_unknown_fields)]`: a partial table (e.g. `[data.preprocess]` with
+/// only `size`) takes the defaults below for every field it leaves out; a misspelt key is an
+/// error, not a silent default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct PreprocessOptions {
     /// Target in-plane voxel size (mm); `None` keeps each volume's own.
     pub spacing: Option<[f32; 2]>,

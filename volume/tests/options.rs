@@ -119,3 +119,11 @@ fn wrong_types_are_still_errors() {
     let e = preprocess(vec![("sd_range", V::S("three"))]).unwrap_err();
     assert!(e.to_string().contains("invalid type"), "{e}");
 }
+
+#[test]
+fn misspelt_keys_are_errors_not_silent_defaults() {
+    let e = preprocess(vec![("sd_rnage", V::F(5.0))]).unwrap_err();
+    assert!(e.to_string().contains("sd_rnage"), "{e}");
+    let e = preprocess(vec![("augment", V::Map(vec![("rotate", V::F(4.0))]))]).unwrap_err();
+    assert!(e.to_string().contains("rotate"), "{e}");
+}

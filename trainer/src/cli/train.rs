@@ -268,9 +268,16 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<(PathBuf, RunSummary)> {
     // a new run directory is created.
     let (dir, mut trainer, mut source, stats, mut run_dir) = match &args.resume {
         Some(dir) => {
-            let (trainer, run_dir) = resume(args, dir)?;
+            let (trainer, run_dir, changed) = resume(args, dir)?;
             let (source, stats) = open_source(&trainer.config)?;
             trainer.check_source(source.as_ref())?;
+            // Only a resume that will really run records its new overrides.
+            if changed {
+                write_atomic(
+                    &dir.join("config.toml"),
+                    trainer.config.to_toml()?.as_bytes(),
+                )?;
+            }
             (dir.clone(), trainer, source, stats, run_dir)
         }
         None => {
@@ -307,7 +314,10 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<(PathBuf, RunSummary)> {
     Ok((dir, summary))
 }
 
-fn resume(args: &TrainArgs, dir: &Path) -> anyhow::Result<(Trainer, RunDir)> {
+/// Loads the run in `dir` with the resumable overrides applied and its latest checkpoint;
+/// also says whether the overrides changed the configuration (the caller saves it once the
+/// data has been checked too, so a resume that fails leaves `config.toml` as it was).
+fn resume(args: &TrainArgs, dir: &Path) -> anyhow::Result<(Trainer, RunDir, bool)> {
     args.check_resume_overrides()?;
     let config_path = dir.join("config.toml");
     anyhow::ensure!(
@@ -319,9 +329,7 @@ fn resume(args: &TrainArgs, dir: &Path) -> anyhow::Result<(Trainer, RunDir)> {
     let before = config.clone();
     args.apply_resumable(&mut config);
     config.validate()?;
-    if config != before {
-        write_atomic(&config_path, config.to_toml()?.as_bytes())?;
-    }
+    let changed = config != before;
     let device = config.device.resolve()?;
     let latest = Checkpoints::new(dir)?
         .latest()?
@@ -331,7 +339,7 @@ fn resume(args: &TrainArgs, dir: &Path) -> anyhow::Result<(Trainer, RunDir)> {
         .load_checkpoint(&latest)
         .with_context(|| format!("resuming from {}", latest.display()))?;
     let run_dir = RunDir::open(dir, trainer.state.global_step)?;
-    Ok((trainer, run_dir))
+    Ok((trainer, run_dir, changed))
 }
 
 /// One line describing a finished call.
