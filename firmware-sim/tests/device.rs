@@ -269,8 +269,7 @@ fn inspect_cli(path: &std::path::Path, args: &[&str]) -> (bool, String) {
 
 #[test]
 fn faults_injected_on_the_command_line_are_reported_with_their_section_and_refused() {
-    let dir = std::env::temp_dir().join(format!("dicyc-faults-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = dicyc_volume::testing::scratch_dir("device", "faults");
     let weights = weight_file(1, 1.0);
     let pristine = image();
     let path = dir.join("image.flash");

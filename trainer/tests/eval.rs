@@ -12,9 +12,7 @@ use common::{arg as s, trainer as run};
 
 #[test]
 fn simulate_deform_eval_end_to_end() {
-    let root: PathBuf =
-        std::env::temp_dir().join(format!("dicyc-test-eval-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
+    let root: PathBuf = dicyc_volume::testing::scratch_dir("eval", "end-to-end");
     let (sim, def, out) = (root.join("sim"), root.join("def"), root.join("eval"));
     run(&["data", "simulate", "--phantom", "--small", "--out", s(&sim)]).unwrap();
     for split in ["train", "test"] {

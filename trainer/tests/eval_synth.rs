@@ -44,9 +44,7 @@ fn tiny_run(run_dir: &Path) {
 
 #[test]
 fn synth_writes_source_grid_volumes_in_target_units() {
-    let root: PathBuf =
-        std::env::temp_dir().join(format!("dicyc-test-synth-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
+    let root: PathBuf = dicyc_volume::testing::scratch_dir("synth", "source-grid");
     let run_dir = root.join("run");
     tiny_run(&run_dir);
     let target = Normalization {
@@ -188,9 +186,7 @@ fn synth_writes_source_grid_volumes_in_target_units() {
 
 #[test]
 fn eval_run_scores_both_directions_against_their_own_truths_and_masks() {
-    let root: PathBuf =
-        std::env::temp_dir().join(format!("dicyc-test-eval-run-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
+    let root: PathBuf = dicyc_volume::testing::scratch_dir("eval-run", "both-directions");
     let (sim, def, run_dir, out) = (
         root.join("sim"),
         root.join("def"),

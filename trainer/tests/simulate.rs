@@ -143,8 +143,7 @@ fn pd_and_t2_are_voxel_aligned_and_contrasts_ordered() {
 fn same_seed_gives_byte_identical_volumes() {
     let a = Anatomy::phantom([24, 28, 8]);
     let o = phantom_opts(11, &a);
-    let d = std::env::temp_dir().join(format!("dicyc-test-sim-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
+    let d = dicyc_volume::testing::scratch_dir("simulate", "byte-identical");
     let s1 = simulate_subject(&a, &o, 2);
     let s2 = simulate_subject(&a, &o, 2);
     write(&d.join("1.nii.gz"), &s1.t2).unwrap();

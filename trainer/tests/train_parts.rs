@@ -52,8 +52,7 @@ fn adam_matches_libtorch_adam_and_restores_its_state() {
         );
     }
     // Save, continue; restore into a fresh optimizer, continue: identical.
-    let dir = std::env::temp_dir().join(format!("dicyc-adam-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = dicyc_volume::testing::scratch_dir("train-parts", "adam");
     let path = dir.join("adam.safetensors");
     ours.save(&path).unwrap();
     let saved_w = w.detach().copy();
@@ -216,8 +215,7 @@ fn configurations_round_trip_through_toml() {
 #[test]
 fn checkpoints_are_renamed_into_place_and_pruned() {
     use dicyc_trainer::train::checkpoint::Checkpoints;
-    let dir = std::env::temp_dir().join(format!("dicyc-ckpt-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = dicyc_volume::testing::scratch_dir("train-parts", "checkpoints");
     let checkpoints = Checkpoints::new(&dir).unwrap();
     assert_eq!(checkpoints.latest().unwrap(), None);
     let write = |step: u64, text: &str| {
