@@ -53,9 +53,12 @@ pub enum Error {
         /// Index of the first out-of-range element.
         index: usize,
     },
-    /// An intermediate feature map became NaN or infinite (weights that overflow the
-    /// fp16 activations, or non-finite weights from a [`crate::Weights`] source that is
-    /// not a validated weight file).
+    /// An intermediate feature map or offset strip became NaN or infinite. Only
+    /// non-finite weights can cause it (a [`crate::Weights`] source that is not a
+    /// validated weight file): overflow alone never becomes infinite, since fp16
+    /// activations are stored saturating at ±65504 and the f32 accumulators cannot reach
+    /// infinity from finite weights and such activations; a NaN weight, or an infinite one meeting a zero
+    /// (`∞ · 0`), yields NaN, and an infinite one can make the f32 offsets infinite.
     NonFiniteActivation,
     /// The output holds a NaN or an infinity (at this element index); never returned as
     /// `Ok`. Unreachable with a validated weight file and an in-range input; the last

@@ -51,9 +51,10 @@ pub const MAX_ABS_INPUT: f32 = 1.0;
 ///
 /// Every failure is an [`Error`]: bad sizes, a scratch one byte short, a NaN in the input
 /// or a value outside `[-MAX_ABS_INPUT, MAX_ABS_INPUT]`, a missing or mis-sized tensor,
-/// and activations or an output that became non-finite (possible only with weights that
-/// did not come through [`crate::WeightFile::new_checked`] or that overflow fp16
-/// activations): `Ok` always means a finite output. Nothing is allocated; nothing panics.
+/// and activations or an output that became non-finite (possible only with non-finite
+/// weights, i.e. ones that did not come through [`crate::WeightFile::new_checked`]: fp16
+/// activations saturate at ±65504 rather than overflow): `Ok` always means a finite
+/// output. Nothing is allocated; nothing panics.
 pub fn synthesize<W: Weights + ?Sized>(
     weights: &W,
     input: &[f32],

@@ -55,8 +55,8 @@ fn gemm_packed_matches_naive_f64_at_every_tile_edge() {
             for &k in &ks {
                 let a = random_f32(&mut rng, m * k);
                 let b = random_f32(&mut rng, k * n);
-                let mut pa = vec![f32::NAN; packed_a_len(m, k)];
-                let mut pb = vec![f32::NAN; packed_b_len(k, n)];
+                let mut pa = vec![f32::NAN; packed_a_len(m, k).unwrap()];
+                let mut pb = vec![f32::NAN; packed_b_len(k, n).unwrap()];
                 assert!(pack_a_f32(m, k, &a, &mut pa));
                 assert!(pack_b_f32(k, n, &b, &mut pb));
                 // Padding rows/columns are written as zeros, not left as the NaN fill.
@@ -119,12 +119,22 @@ fn short_panels_and_buffers_are_refused_without_touching_output() {
     let (m, n) = (MR + 1, NR + 1);
     let src_a = vec![1.0f32; m * k];
     let src_b = vec![1.0f32; k * n];
-    let mut pa = vec![0.0f32; packed_a_len(m, k)];
-    let mut pb = vec![0.0f32; packed_b_len(k, n)];
+    let mut pa = vec![0.0f32; packed_a_len(m, k).unwrap()];
+    let mut pb = vec![0.0f32; packed_b_len(k, n).unwrap()];
     assert!(!pack_a_f32(m, k, &src_a[..m * k - 1], &mut pa));
-    assert!(!pack_a_f32(m, k, &src_a, &mut pa[..packed_a_len(m, k) - 1]));
+    assert!(!pack_a_f32(
+        m,
+        k,
+        &src_a,
+        &mut pa[..packed_a_len(m, k).unwrap() - 1]
+    ));
     assert!(!pack_b_f32(k, n, &src_b[..k * n - 1], &mut pb));
-    assert!(!pack_b_f32(k, n, &src_b, &mut pb[..packed_b_len(k, n) - 1]));
+    assert!(!pack_b_f32(
+        k,
+        n,
+        &src_b,
+        &mut pb[..packed_b_len(k, n).unwrap() - 1]
+    ));
     assert!(pack_a_f32(m, k, &src_a, &mut pa));
     assert!(pack_b_f32(k, n, &src_b, &mut pb));
     let mut out = vec![7.0f32; m * n];
@@ -134,4 +144,53 @@ fn short_panels_and_buffers_are_refused_without_touching_output() {
     assert!(out.iter().all(|&v| v == 7.0));
     assert!(gemm_packed(m, n, k, &pa, &pb, &mut out));
     assert!(out.iter().all(|&v| v == k as f32));
+}
+
+#[test]
+fn sizes_that_overflow_usize_are_refused_not_wrapped() {
+    // `half = 2^63` (on 64-bit) times any even number wraps to 0, so `k = half + 1` makes
+    // `k · MR` wrap to exactly `MR` (and `k · NR` to `NR`), the panel sizes being even as
+    // every kernel's are: a check by a wrapping product would accept one-step panels and
+    // then read `k` steps through them.
+    let half = 1usize << (usize::BITS - 1);
+    let root = 1usize << (usize::BITS / 2);
+    let k = half + 1;
+    assert_eq!((k.wrapping_mul(MR), k.wrapping_mul(NR)), (MR, NR));
+    let a = vec![1.0f32; MR];
+    let b = vec![1.0f32; NR];
+    let mut c = [7.0f32; MR * NR];
+    assert!(!micro_kernel(half, &[], &[], &mut c));
+    assert!(!micro_kernel(k, &a, &b, &mut c));
+    assert!(!micro_kernel(usize::MAX, &a, &b, &mut c));
+    assert!(c.iter().all(|&v| v == 7.0));
+
+    assert_eq!(packed_a_len(usize::MAX, 1), None);
+    assert_eq!(packed_a_len(1, half), None);
+    assert_eq!(packed_b_len(1, usize::MAX), None);
+    assert_eq!(packed_b_len(half, 1), None);
+    // Empty matrices have empty packings, however large the other side.
+    assert_eq!(packed_a_len(0, usize::MAX), Some(0));
+    assert_eq!(packed_b_len(usize::MAX, 0), Some(0));
+
+    let mut out = vec![7.0f32; MR * NR];
+    assert!(!gemm_packed(MR, NR, k, &a, &b, &mut out));
+    assert!(!gemm_packed(1, 1, half, &[], &[], &mut out));
+    assert!(!gemm_packed(usize::MAX, 1, 1, &a, &b, &mut out));
+    assert!(!gemm_packed(1, usize::MAX, 1, &a, &b, &mut out));
+    // `k = 0`: both packings are empty, but `m · n` overflows.
+    assert!(!gemm_packed(root, root, 0, &[], &[], &mut out));
+    assert!(out.iter().all(|&v| v == 7.0));
+
+    let mut pa = vec![7.0f32; MR];
+    let mut pb = vec![7.0f32; NR];
+    assert!(!pack_a_f32(1, k, &a, &mut pa));
+    assert!(!pack_a_f32(usize::MAX, 1, &a, &mut pa));
+    assert!(!pack_a_f32(root, root, &a, &mut pa));
+    assert!(!pack_b_f32(k, 1, &b, &mut pb));
+    assert!(!pack_b_f32(1, usize::MAX, &b, &mut pb));
+    assert!(!pack_b_f32(root, root, &b, &mut pb));
+    assert!(pa.iter().chain(&pb).all(|&v| v == 7.0));
+    // An empty matrix packs to nothing and succeeds, whatever its other side.
+    assert!(pack_a_f32(0, usize::MAX, &[], &mut []));
+    assert!(pack_b_f32(usize::MAX, 0, &[], &mut []));
 }

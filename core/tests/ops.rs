@@ -25,8 +25,8 @@ fn gemm_matches_naive_for_ragged_sizes() {
         let a = rng.vec(m * k, 1.0);
         let b = rng.vec(k * n, 1.0);
         let (a32, b32) = (to_f32(&a), to_f32(&b));
-        let mut pa = vec![0.0; packed_a_len(m, k)];
-        let mut pb = vec![0.0; packed_b_len(k, n)];
+        let mut pa = vec![0.0; packed_a_len(m, k).unwrap()];
+        let mut pb = vec![0.0; packed_b_len(k, n).unwrap()];
         assert!(pack_a_f32(m, k, &a32, &mut pa));
         assert!(pack_b_f32(k, n, &b32, &mut pb));
         let mut c = vec![0.0f32; m * n];

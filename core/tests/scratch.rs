@@ -7,8 +7,8 @@ mod ops_common;
 use std::collections::HashMap;
 
 use dicyc_core::{
-    required_scratch_bytes, synthesize, ConfigError, Error, ModelConfig, OffsetLayers, Param, Pass,
-    TensorId, Weights, MAX_ABS_INPUT,
+    required_scratch_bytes, synthesize, ConfigError, Error, ModelConfig, OffsetLayers, OffsetSite,
+    Param, Pass, TensorId, Weights, MAX_ABS_INPUT,
 };
 use half::f16;
 use ops_common::*;
@@ -358,6 +358,29 @@ fn non_finite_activations_are_errors_not_ok() {
                 Err(Error::NonFiniteActivation),
                 "{id} = NaN, {pass:?}"
             );
+        }
+    }
+    // A NaN or infinite offset-conv weight or bias: the offsets are f32 (no saturation),
+    // and clamping would turn a NaN offset into a finite sample of pixel (0, 0), so the
+    // offset strip is checked. Every site: the input one runs as a direct convolution
+    // (2 output channels), the others through the packed GEMM. The undeformed pass does
+    // not run the offset layers, so the same weights give a finite output there.
+    for site in OffsetSite::ALL {
+        for (param, v) in [
+            (Param::Weight, f32::NAN),
+            (Param::Bias, f32::NAN),
+            (Param::Bias, f32::INFINITY),
+        ] {
+            let id = TensorId::Offset(site, param);
+            let mut weights = RandomWeights::new(config);
+            weights.set(id, 0, v);
+            assert_eq!(
+                run(&weights, Pass::Deformed, &mut scratch, &mut out),
+                Err(Error::NonFiniteActivation),
+                "{id} = {v}"
+            );
+            run(&weights, Pass::Undeformed, &mut scratch, &mut out).unwrap();
+            assert!(out.iter().all(|v| v.is_finite()));
         }
     }
     // A NaN in the head (no norm after it): the final output check.

@@ -20,7 +20,10 @@ pub struct DeviceProfile {
 
 /// The named profiles: accelerator boards of the sizes scanner vendors fit. The uses are
 /// what the profile holds with the paper-size generator (24.65 MiB image; RAM = scratch of
-/// docs/MEMORY.md + f32 input and output slices).
+/// docs/MEMORY.md + f32 input and output slices). The RAM figures are those of the
+/// portable build (6×8 micro-kernel, no `target-cpu` flags), which is how `firmware-sim`
+/// is built; an AVX2 build needs the same, an AVX-512 build (8×32 panels) 22 KiB less at
+/// 256×256 (docs/MEMORY.md), since the scratch size depends on the panel padding.
 pub const NAMED_PROFILES: &[(&str, u64, u64, &str)] = &[
     (
         "edge-8m",

@@ -10,17 +10,23 @@ pub const MR: usize = 6;
 /// Columns of a packed-B panel.
 pub const NR: usize = 16;
 
-/// `c = a · b` over depth `k`; the caller guarantees `a.len() == k · MR`, `b.len() == k · NR`.
+/// `c = a · b` over depth `k`. Leaves `c` untouched if `a` holds fewer than `k · MR` or
+/// `b` fewer than `k · NR` values (the caller, `micro_kernel`, has already checked; this
+/// check keeps the safe function sound on its own).
 #[inline]
 #[allow(unsafe_code)]
 pub(super) fn kernel(k: usize, a: &[f32], b: &[f32], c: &mut [f32; MR * NR]) {
-    if a.len() < k * MR || b.len() < k * NR {
+    // Divide rather than multiply: `k · MR` could wrap in release builds and let a short
+    // slice through. `len / MR ≥ k` ⇔ `len ≥ k · MR` in exact arithmetic.
+    if a.len() / MR < k || b.len() / NR < k {
         return;
     }
     // SAFETY: this module is compiled only with `avx2` and `fma` enabled at compile time,
     // so the intrinsics are supported by every CPU the binary may run on. Every load reads
     // `a[kk·6 + r]` (r < 6) or `b[kk·16 .. kk·16 + 16]` for `kk < k`, which are in bounds
-    // because `a.len() ≥ 6k` and `b.len() ≥ 16k` (checked above). Unaligned loads and
+    // because `a.len() ≥ 6k` and `b.len() ≥ 16k` exactly (checked above by division, so
+    // no product can have wrapped); the pointers advance by 6 and 16 per step, so after
+    // `k` steps they are at most one past the end of `a` and `b`. Unaligned loads and
     // stores are used throughout; the stores write `c[r·16 .. r·16 + 16]` for r < 6,
     // inside the 96-element array.
     unsafe {

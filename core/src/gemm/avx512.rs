@@ -3,8 +3,12 @@
 //! Per depth step it loads one 32-wide row of the B panel (two zmm), broadcasts each of
 //! the `MR` A values from memory and issues `2 · MR` FMAs into `2 · MR` zmm accumulators.
 //! 8×32 (16 accumulators, 2 B loads + 8 broadcasts per 16 FMAs) measured fastest on the
-//! project's Xeon among 8×32, 12×32 and 14×32 (see `docs/BENCHMARKS.md`), and `MR = 8`
-//! divides every channel count of the generator (64, 128, 256), so no A rows are padding.
+//! project's Xeon among 8×32, 12×32 and 14×32 (see `docs/BENCHMARKS.md`), and with the
+//! default `ngf = 64` `MR = 8` divides the output channel count of every conv that runs
+//! through this kernel (64, 128, 256, and the offset convs' 128, 256, 512), so none of
+//! their A rows are padding. The convs with at most 4 output channels (the 1-channel head,
+//! the 1 → 2 input offset conv) do not use the kernel: they run as direct convolutions
+//! (`ops::conv`), reading only their real rows of the zero-padded 8-row packed A.
 //!
 //! The AVX-512 intrinsics are stable since Rust 1.89, above the workspace's
 //! `rust-version` (1.85), which still holds for every build without `avx512f`; hence the
@@ -19,17 +23,23 @@ pub const MR: usize = 8;
 /// Columns of a packed-B panel (two zmm registers).
 pub const NR: usize = 32;
 
-/// `c = a · b` over depth `k`; the caller guarantees `a.len() ≥ k · MR`, `b.len() ≥ k · NR`.
+/// `c = a · b` over depth `k`. Leaves `c` untouched if `a` holds fewer than `k · MR` or
+/// `b` fewer than `k · NR` values (the caller, `micro_kernel`, has already checked; this
+/// check keeps the safe function sound on its own).
 #[inline]
 #[allow(unsafe_code)]
 pub(super) fn kernel(k: usize, a: &[f32], b: &[f32], c: &mut [f32; MR * NR]) {
-    if a.len() < k * MR || b.len() < k * NR {
+    // Divide rather than multiply: `k · MR` could wrap in release builds and let a short
+    // slice through. `len / MR ≥ k` ⇔ `len ≥ k · MR` in exact arithmetic.
+    if a.len() / MR < k || b.len() / NR < k {
         return;
     }
     // SAFETY: this module is compiled only with `avx512f` enabled at compile time, so the
     // intrinsics are supported by every CPU the binary may run on. Every load reads
     // `a[kk·MR + r]` (r < MR) or `b[kk·NR .. kk·NR + 32]` for `kk < k`, which are in bounds
-    // because `a.len() ≥ MR·k` and `b.len() ≥ NR·k` (checked above). Unaligned loads and
+    // because `a.len() ≥ MR·k` and `b.len() ≥ NR·k` exactly (checked above by division, so
+    // no product can have wrapped); the pointers advance by `MR` and `NR` per step, so
+    // after `k` steps they are at most one past the end of `a` and `b`. Unaligned loads and
     // stores are used throughout; the stores write `c[r·NR .. r·NR + 32]` for r < MR,
     // inside the `MR·NR`-element array.
     unsafe {

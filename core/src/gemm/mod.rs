@@ -76,36 +76,52 @@ pub const KERNEL_NAME: &str = if cfg!(all(target_arch = "x86_64", target_feature
 
 /// `c = A_panel · B_panel` over depth `k`: `a` holds at least `k · MR` packed values,
 /// `b` at least `k · NR`; `c` is row-major `MR × NR`. Returns `false` (and leaves `c`
-/// untouched) if a panel is too short.
+/// untouched) if a panel is too short, `k · MR` or `k · NR` overflowing `usize` included
+/// (no slice is that long; a wrapped product would let a short panel through).
 #[inline]
 pub fn micro_kernel(k: usize, a: &[f32], b: &[f32], c: &mut [f32; MR * NR]) -> bool {
-    let (Some(a), Some(b)) = (a.get(..k * MR), b.get(..k * NR)) else {
+    let (Some(ka), Some(kb)) = (k.checked_mul(MR), k.checked_mul(NR)) else {
+        return false;
+    };
+    let (Some(a), Some(b)) = (a.get(..ka), b.get(..kb)) else {
         return false;
     };
     imp::kernel(k, a, b, c);
     true
 }
 
-/// Number of `f32`s of a packed A holding `m × k`.
-pub const fn packed_a_len(m: usize, k: usize) -> usize {
-    m.div_ceil(MR) * MR * k
+/// Number of `f32`s of a packed A holding `m × k`; `None` if that overflows `usize`.
+pub const fn packed_a_len(m: usize, k: usize) -> Option<usize> {
+    match m.div_ceil(MR).checked_mul(MR) {
+        Some(rows) => rows.checked_mul(k),
+        None => None,
+    }
 }
 
-/// Number of `f32`s of a packed B holding `k × n`.
-pub const fn packed_b_len(k: usize, n: usize) -> usize {
-    n.div_ceil(NR) * NR * k
+/// Number of `f32`s of a packed B holding `k × n`; `None` if that overflows `usize`.
+pub const fn packed_b_len(k: usize, n: usize) -> Option<usize> {
+    match n.div_ceil(NR).checked_mul(NR) {
+        Some(cols) => cols.checked_mul(k),
+        None => None,
+    }
 }
 
 /// Packs a row-major `m × k` f32 matrix into the packed-A layout (`out` ≥ [`packed_a_len`]).
+/// Returns `false` if a slice is too short or a size overflows `usize`.
 pub fn pack_a_f32(m: usize, k: usize, src: &[f32], out: &mut [f32]) -> bool {
-    if src.len() < m * k || out.len() < packed_a_len(m, k) {
+    let (Some(src_len), Some(len)) = (m.checked_mul(k), packed_a_len(m, k)) else {
+        return false;
+    };
+    if src.len() < src_len || out.len() < len {
         return false;
     }
-    for (p, panel) in out[..packed_a_len(m, k)]
-        // `max(1)`: with `k = 0` the slice is empty, and a chunk size of 0 would panic.
-        .chunks_exact_mut((MR * k).max(1))
-        .enumerate()
-    {
+    if len == 0 {
+        // `m = 0` or `k = 0`: nothing to pack (and `MR · k` below could overflow or be a
+        // chunk size of 0, which would panic).
+        return true;
+    }
+    // `m > 0`, so `MR · k ≤ len` fits.
+    for (p, panel) in out[..len].chunks_exact_mut(MR * k).enumerate() {
         for kk in 0..k {
             for r in 0..MR {
                 let row = p * MR + r;
@@ -117,15 +133,20 @@ pub fn pack_a_f32(m: usize, k: usize, src: &[f32], out: &mut [f32]) -> bool {
 }
 
 /// Packs a row-major `k × n` f32 matrix into the packed-B layout (`out` ≥ [`packed_b_len`]).
+/// Returns `false` if a slice is too short or a size overflows `usize`.
 pub fn pack_b_f32(k: usize, n: usize, src: &[f32], out: &mut [f32]) -> bool {
-    if src.len() < k * n || out.len() < packed_b_len(k, n) {
+    let (Some(src_len), Some(len)) = (k.checked_mul(n), packed_b_len(k, n)) else {
+        return false;
+    };
+    if src.len() < src_len || out.len() < len {
         return false;
     }
-    for (p, panel) in out[..packed_b_len(k, n)]
-        // `max(1)`: with `k = 0` the slice is empty, and a chunk size of 0 would panic.
-        .chunks_exact_mut((NR * k).max(1))
-        .enumerate()
-    {
+    if len == 0 {
+        // `n = 0` or `k = 0`: nothing to pack (see `pack_a_f32`).
+        return true;
+    }
+    // `n > 0`, so `NR · k ≤ len` fits.
+    for (p, panel) in out[..len].chunks_exact_mut(NR * k).enumerate() {
         for kk in 0..k {
             for c in 0..NR {
                 let col = p * NR + c;
@@ -137,11 +158,18 @@ pub fn pack_b_f32(k: usize, n: usize, src: &[f32], out: &mut [f32]) -> bool {
 }
 
 /// `c (m × n, row-major) = a (packed, m × k) · b (packed, k × n)`: the plain macro-kernel,
-/// for tests and benchmarks of the micro-kernel.
+/// for tests and benchmarks of the micro-kernel. Returns `false` if a slice is too short
+/// or a size overflows `usize`.
 pub fn gemm_packed(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32]) -> bool {
-    if a.len() < packed_a_len(m, k) || b.len() < packed_b_len(k, n) || c.len() < m * n {
+    let (Some(a_len), Some(b_len), Some(c_len)) =
+        (packed_a_len(m, k), packed_b_len(k, n), m.checked_mul(n))
+    else {
+        return false;
+    };
+    if a.len() < a_len || b.len() < b_len || c.len() < c_len {
         return false;
     }
+    // Every panel bound below is at most `a_len` or `b_len`, so none overflows.
     let mut tile = [0.0f32; MR * NR];
     for i in 0..m.div_ceil(MR) {
         let ap = &a[i * MR * k..(i + 1) * MR * k];

@@ -364,19 +364,28 @@ impl ConvGeom {
     }
 
     /// `f32`s of packed A.
+    ///
+    /// The buffer lengths saturate at `usize::MAX` instead of overflowing: the callers'
+    /// shape checks bound every geometry far below that, and should one slip through, a
+    /// saturated length fails the checked scratch-size sum (`BadShape` /
+    /// `BadDimensions`) or the buffer slicing (`Internal`), never wraps to a short buffer.
     pub fn a_len(&self) -> usize {
-        packed_a_len(self.cout, self.k())
+        packed_a_len(self.cout, self.k()).unwrap_or(usize::MAX)
     }
 
-    /// `f32`s of packed B for one tile and depth block.
+    /// `f32`s of packed B for one tile and depth block (saturating, see [`Self::a_len`]).
     pub fn b_len(&self) -> usize {
-        packed_b_len(self.kc(), self.tile_rows() * self.out_w)
+        packed_b_len(self.kc(), self.tile_rows() * self.out_w).unwrap_or(usize::MAX)
     }
 
-    /// `f32`s of the accumulator tile buffer (`M × NC`, only with several depth blocks).
+    /// `f32`s of the accumulator tile buffer (`M × NC`, only with several depth blocks;
+    /// saturating, see [`Self::a_len`]).
     pub fn c_len(&self) -> usize {
         if self.k_blocks() > 1 {
-            packed_a_len(self.cout, 1) * packed_b_len(1, self.tile_rows() * self.out_w)
+            packed_a_len(self.cout, 1)
+                .zip(packed_b_len(1, self.tile_rows() * self.out_w))
+                .and_then(|(m, n)| m.checked_mul(n))
+                .unwrap_or(usize::MAX)
         } else {
             0
         }
@@ -524,9 +533,8 @@ fn pack_b<S: RowSource>(
     let k_total = (c1 - c0) * g.ntaps;
     let ow = g.out_w;
     let ncols = (t1 - t0) * ow;
-    let b = b
-        .get_mut(..packed_b_len(k_total, ncols))
-        .ok_or(Error::Internal)?;
+    let len = packed_b_len(k_total, ncols).ok_or(Error::Internal)?;
+    let b = b.get_mut(..len).ok_or(Error::Internal)?;
     let prow = prow.get_mut(..g.padded_w()).ok_or(Error::Internal)?;
     let s = g.stride;
     for ci in c0..c1 {
@@ -616,7 +624,7 @@ pub(crate) fn conv_rows<S: RowSource, D: StoreElem>(
     let k = g.k();
     let tr = g.tile_rows();
     let mpanels = g.cout.div_ceil(MR);
-    let a = a.get(..mpanels * MR * k).ok_or(Error::Internal)?;
+    let a = a.get(..g.a_len()).ok_or(Error::Internal)?;
     let kcc = g.kc_channels();
     let nkb = g.k_blocks();
     let mut t0 = rows.start;
@@ -698,7 +706,7 @@ fn conv_rows_direct<S: RowSource, D: StoreElem>(
     let ow = g.out_w;
     let s = g.stride;
     let cout = g.cout;
-    let a = a.get(..packed_a_len(cout, k)).ok_or(Error::Internal)?;
+    let a = a.get(..g.a_len()).ok_or(Error::Internal)?;
     let prow = prow.get_mut(..g.padded_w()).ok_or(Error::Internal)?;
     for oy in rows.start..rows.end.min(g.out_h) {
         let (lo, hi) = g.input_rows(oy, oy + 1);

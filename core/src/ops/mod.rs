@@ -291,7 +291,8 @@ pub fn offset_layer_scratch_bytes(c: usize, h: usize, w: usize) -> Result<usize,
 
 /// The offset layer over `c × h × w`: offsets from a 3×3 'same' zero-padded conv
 /// (`weight` `[2c, c, 3, 3]` fp16 LE, `bias` `[2c]` f32 LE), then border-clamped bilinear
-/// resampling of each channel. `output` has the input's shape.
+/// resampling of each channel. `output` has the input's shape. Offsets that come out NaN
+/// or infinite are [`Error::NonFiniteActivation`].
 #[allow(clippy::too_many_arguments)]
 pub fn offset_layer(
     c: usize,
@@ -332,6 +333,8 @@ pub fn offset_layer(
 
 /// Bilinear resampling with border clamping and explicit offsets: `offsets` is
 /// `2c × h × w` (channel `2i` = dy, `2i + 1` = dx of input channel `i`, in pixels).
+/// A NaN or infinite offset is [`Error::NonFiniteActivation`] (clamping would silently
+/// turn it into a border sample).
 pub fn resample(
     c: usize,
     h: usize,

@@ -36,7 +36,8 @@ pub(crate) fn offs_len(g: &ConvGeom) -> usize {
 fn sample<T: Elem>(x: &MapSource<'_, T>, c: usize, sy: f32, sx: f32) -> f32 {
     let hm = (x.h - 1) as f32;
     let wm = (x.w - 1) as f32;
-    // `max`/`min` drop a NaN operand, so a NaN offset samples the border, never panics.
+    // Callers pass finite coordinates (`resample_rows` rejects non-finite offsets); should
+    // a NaN reach here anyway, `max`/`min` drop it and the sample stays in bounds.
     let sy = sy.max(0.0).min(hm);
     let sx = sx.max(0.0).min(wm);
     let y0 = (sy as usize).min(x.h - 1);
@@ -55,6 +56,11 @@ fn sample<T: Elem>(x: &MapSource<'_, T>, c: usize, sy: f32, sx: f32) -> f32 {
 /// Resamples rows `y0..y0 + n` of every channel of `x` with offsets `offs` (laid out
 /// `[2C][chunk][W]`, row `y` at `y − y0`), writing row `y` of channel `c` to
 /// `out[c · chan_stride + slot(y) · W ..][..W]`.
+///
+/// A NaN or infinite offset is [`Error::NonFiniteActivation`]: clamping would turn it
+/// into a finite border sample (NaN → coordinate 0), a wrong answer returned as `Ok`.
+/// The offsets are stored as f32 (no fp16 saturation), so NaN or infinite offset-conv
+/// weights or biases reach here as they are.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn resample_rows<T: Elem, D: StoreElem>(
     x: &MapSource<'_, T>,
@@ -75,6 +81,10 @@ pub(crate) fn resample_rows<T: Elem, D: StoreElem>(
             let sx = ((2 * c + 1) * chunk + r) * w;
             let dy = offs.get(sy..sy + w).ok_or(Error::Internal)?;
             let dx = offs.get(sx..sx + w).ok_or(Error::Internal)?;
+            // One pass per row: cheap next to the four-tap bilinear sample per pixel.
+            if !dy.iter().chain(dx).all(|v| v.is_finite()) {
+                return Err(Error::NonFiniteActivation);
+            }
             let start = c * chan_stride + slot(y) * w;
             let dst = out.get_mut(start..start + w).ok_or(Error::Internal)?;
             for (xx, ((d, &oy), &ox)) in dst.iter_mut().zip(dy).zip(dx).enumerate() {
