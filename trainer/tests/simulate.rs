@@ -10,11 +10,22 @@ use dicyc_trainer::data::deform::FieldOptions;
 use dicyc_trainer::data::nifti_io::write;
 use dicyc_trainer::data::resample::downsample_mean;
 use dicyc_trainer::data::simulate::{
-    self, simulate_subject, spin_echo, subject_warp, Anatomy, SimOptions, CSF, GM, WM,
+    self, simulate_subject, spin_echo, subject_warp, Anatomy, SimOptions, Subject, CSF, GM, WM,
 };
 use dicyc_trainer::data::template;
 use dicyc_trainer::data::volume::{header_for, reslice_header};
 use ndarray::{Array3, Zip};
+
+/// PD, T2 and the brain mask of one subject are non-zero on exactly the same voxels.
+fn assert_pd_t2_and_mask_share_their_support(s: &Subject) {
+    Zip::from(&s.pd.data)
+        .and(&s.t2.data)
+        .and(&s.mask.data)
+        .for_each(|&p, &t, &m| {
+            assert_eq!(p > 0.0, m > 0.0);
+            assert_eq!(t > 0.0, m > 0.0);
+        });
+}
 
 #[test]
 fn spin_echo_matches_published_pure_tissue_signals() {
@@ -86,13 +97,7 @@ fn pd_and_t2_are_voxel_aligned_and_contrasts_ordered() {
     // the tissue mix only, so it takes the pure-CSF value where PD is brightest.
     let o = phantom_opts(7, &a);
     let s = simulate_subject(&a, &o, 3);
-    Zip::from(&s.pd.data)
-        .and(&s.t2.data)
-        .and(&s.mask.data)
-        .for_each(|&p, &t, &m| {
-            assert_eq!(p > 0.0, m > 0.0);
-            assert_eq!(t > 0.0, m > 0.0);
-        });
+    assert_pd_t2_and_mask_share_their_support(&s);
     // Same warped anatomy: the edges coincide. The correlation of the two gradient-magnitude
     // images is largest at zero shift (a misregistration of one echo would move the peak).
     let grad = |v: &Array3<f32>| {
@@ -385,13 +390,7 @@ fn one_mm_and_two_mm_show_the_same_subject_and_keep_alignment_and_contrast() {
     // At 1 mm, PD and T2 stay voxel-aligned (same support and header) and CSF > GM > WM.
     let s = simulate_subject(&a1, &SimOptions::ixi_like(9, a1.dims(), [0.0; 3]), 1);
     assert_eq!(s.pd.header.srow_x, s.t2.header.srow_x);
-    Zip::from(&s.pd.data)
-        .and(&s.t2.data)
-        .and(&s.mask.data)
-        .for_each(|&p, &t, &m| {
-            assert_eq!(p > 0.0, m > 0.0);
-            assert_eq!(t > 0.0, m > 0.0);
-        });
+    assert_pd_t2_and_mask_share_their_support(&s);
     let s = simulate_subject(&a1, &flat(&o1), 0);
     let pure = |f: &Array3<f32>| f.mapv(|x| x > 0.99);
     for (name, v) in [("PD", &s.pd.data), ("T2", &s.t2.data)] {

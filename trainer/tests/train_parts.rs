@@ -117,20 +117,25 @@ fn schedule(epochs: u32, decay: u32, early_stop: bool) -> ScheduleConfig {
     }
 }
 
+/// The lr factor of every epoch until the schedule ends, with a steadily falling epoch loss
+/// (so early stop never fires).
+fn lr_factors_with_falling_loss(s: &mut Schedule, config: &ScheduleConfig) -> Vec<f64> {
+    let mut factors = Vec::new();
+    let mut epoch = 0;
+    loop {
+        factors.push(s.lr_factor(epoch, config));
+        if !s.end_epoch(epoch, 10.0 - epoch as f64, config) {
+            return factors;
+        }
+        epoch += 1;
+    }
+}
+
 #[test]
 fn schedule_is_fixed_then_linear_decay_to_zero() {
     let config = schedule(3, 4, false);
     let mut s = Schedule::default();
-    let mut factors = Vec::new();
-    let mut epoch = 0;
-    loop {
-        factors.push(s.lr_factor(epoch, &config));
-        // A steadily decreasing loss: no early stop.
-        if !s.end_epoch(epoch, 10.0 - epoch as f64, &config) {
-            break;
-        }
-        epoch += 1;
-    }
+    let factors = lr_factors_with_falling_loss(&mut s, &config);
     let expected = [1.0, 1.0, 1.0, 0.8, 0.6, 0.4, 0.2];
     assert_eq!(factors.len(), expected.len(), "{factors:?}");
     for (f, e) in factors.iter().zip(expected) {
@@ -286,15 +291,7 @@ fn zero_fixed_epochs_start_in_the_decay_stage() {
     let config = schedule(0, 4, false);
     let mut s = Schedule::start(&config);
     assert_eq!(s.stage, Stage::Decay { start: 0 });
-    let mut factors = Vec::new();
-    let mut epoch = 0;
-    loop {
-        factors.push(s.lr_factor(epoch, &config));
-        if !s.end_epoch(epoch, 10.0 - epoch as f64, &config) {
-            break;
-        }
-        epoch += 1;
-    }
+    let factors = lr_factors_with_falling_loss(&mut s, &config);
     // CycleGAN's rule with n_epochs = 0: no epoch at the full rate.
     let expected = [0.8, 0.6, 0.4, 0.2];
     assert_eq!(factors.len(), expected.len(), "{factors:?}");
