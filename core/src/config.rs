@@ -5,7 +5,7 @@
 //! and the trainer's parameter names (`TensorId`'s `Display`) are all derived from it, so a
 //! checkpoint maps one-to-one onto a weight file.
 //!
-//! Architecture (CycleGAN `ResnetGenerator` + DicycleGAN offset layers, DESIGN §2):
+//! Architecture (CycleGAN `ResnetGenerator` + DicycleGAN offset layers, docs/DESIGN.md §2.1):
 //! ```text
 //! [offset.input] ReflPad3 Conv7(in→ngf) IN ReLU          = stem
 //! [offset.down1] Conv3 s2 p1 (ngf→2ngf) IN ReLU           = down.0
@@ -31,7 +31,7 @@ pub const MAX_NGF: u16 = 1024;
 pub const MAX_BLOCKS: u16 = 256;
 
 /// Where an offset layer may sit: in front of the input conv block, of each of the two
-/// down-sampling blocks, and of the first residual block (DESIGN §2, [paper]).
+/// down-sampling blocks, and of the first residual block (docs/DESIGN.md §2.2, [paper]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum OffsetSite {
     /// In front of the 7×7 input conv block (over the image channels).

@@ -1,4 +1,4 @@
-//! The generator's forward pass (DESIGN §2) over the scratch plan and the ops.
+//! The generator's forward pass (docs/DESIGN.md §2.1) over the scratch plan and the ops.
 
 use crate::config::Param::{Bias, Weight};
 use crate::config::{ModelConfig, OffsetSite, TensorId};
@@ -31,7 +31,7 @@ impl<W: Weights + ?Sized> Weights for &W {
     }
 }
 
-/// Which of the two passes over the same weights to run (DESIGN §2).
+/// Which of the two passes over the same weights to run (docs/DESIGN.md §2.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Pass {
     /// `G`: offset layers active (the target domain's geometry).

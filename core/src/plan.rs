@@ -356,9 +356,10 @@ pub fn required_scratch_bytes(
     Ok(p.total + ALIGN - 1)
 }
 
-/// The layer-by-layer lower bound the scratch is measured against (DESIGN §4): the largest
-/// fp16 input + output pair of any conv layer of the generator at `height × width`
-/// (offset layers are not counted as layers: the plan fuses them into the next conv).
+/// The layer-by-layer lower bound the scratch is measured against (docs/DESIGN.md §4.2):
+/// the largest fp16 input + output pair of any conv layer of the generator at
+/// `height × width` (offset layers are not counted as layers: the plan fuses them into the
+/// next conv).
 pub fn layer_by_layer_minimum_bytes(
     config: &ModelConfig,
     height: usize,

@@ -89,7 +89,7 @@ impl Weights for TestWeights {
     }
 }
 
-/// The generator of DESIGN §2 in f64, op by op.
+/// The generator of docs/DESIGN.md §2.1 in f64, op by op.
 pub fn generator_ref(tw: &TestWeights, x: &[f64], h: usize, w: usize, pass: Pass) -> Vec<f64> {
     use Param::{Bias, Weight};
     let c = tw.config;

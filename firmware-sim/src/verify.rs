@@ -6,9 +6,9 @@ use serde::Serialize;
 use crate::device::Device;
 use crate::golden::LoadedSlice;
 
-/// DESIGN §3: relative L2 error of the device's output against libtorch's, at most.
+/// docs/DESIGN.md §3.3: relative L2 error of the device's output against libtorch's, at most.
 pub const REL_L2_TOLERANCE: f64 = 1e-2;
-/// DESIGN §3: largest absolute difference on the tanh range, at most.
+/// docs/DESIGN.md §3.3: largest absolute difference on the tanh range, at most.
 pub const MAX_ABS_TOLERANCE: f64 = 3e-2;
 
 /// Agreement of the device with the reference over all slices of one pass.
@@ -25,7 +25,7 @@ pub struct PassReport {
 }
 
 impl PassReport {
-    /// Whether both DESIGN tolerances hold.
+    /// Whether both tolerances of docs/DESIGN.md §3.3 hold.
     pub fn passes(&self) -> bool {
         self.rel_l2 <= REL_L2_TOLERANCE && self.max_abs <= MAX_ABS_TOLERANCE
     }

@@ -1,4 +1,4 @@
-//! The differentiable Parzen-window NMI (DESIGN §2 alignment loss).
+//! The differentiable Parzen-window NMI (docs/DESIGN.md §2.5 alignment loss).
 
 use dicyc_trainer::loss::{nmi, NmiConfig, NmiNormalisation};
 use tch::{Kind, Tensor};
@@ -33,7 +33,8 @@ fn remap(t: &Tensor) -> Tensor {
 
 #[test]
 fn design_nmi_of_an_image_with_itself_is_near_one_with_a_sharp_window() {
-    // The NMI(x, x) ≈ 1 holds for the DESIGN formula once the window is sharp.
+    // The NMI(x, x) ≈ 1 holds for the docs/DESIGN.md §2.5 formula once the window
+    // is sharp.
     let x = smooth_image(48, 1);
     let sharp = NmiConfig {
         sigma: 0.1,
@@ -45,8 +46,9 @@ fn design_nmi_of_an_image_with_itself_is_near_one_with_a_sharp_window() {
 
 #[test]
 fn design_default_nmi_of_an_image_with_itself_is_0_69_and_the_maximum() {
-    // DESIGN's default (σ = 0.5 bin) smears the soft histogram, so NMI(x, x) is below 1 —
-    // the values docs/TRAINING.md and loss/nmi.rs quote — but still the largest NMI of x.
+    // The default of docs/DESIGN.md §2.5 (σ = 0.5 bin) smears the soft histogram, so
+    // NMI(x, x) is below 1 — the values docs/TRAINING.md and loss/nmi.rs quote — but still
+    // the largest NMI of x.
     let default = NmiConfig::default();
     let x = smooth_image(48, 1);
     let self_nmi = value(&nmi(&x, &x, &default));

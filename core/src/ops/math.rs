@@ -1,4 +1,4 @@
-//! Scalar math for `no_std`: `tanh` on `micromath`'s `exp` (DESIGN §3), and a
+//! Scalar math for `no_std`: `tanh` on `micromath`'s `exp` (docs/DESIGN.md §3.2), and a
 //! hand-written `sqrt_f64` where `micromath` is not accurate enough.
 //!
 //! `micromath` 2.1 has no `tanh`; it has `exp` (a 4-term series on the reduced argument)

@@ -1,4 +1,4 @@
-//! DicycleGAN's losses (DESIGN §2): LSGAN on the deformed outputs, NMI alignment on the
+//! DicycleGAN's losses (docs/DESIGN.md §2.5): LSGAN on the deformed outputs, NMI alignment on the
 //! undeformed outputs, the undeformed and the deformation-invariant cycle losses, and the
 //! optional identity loss.
 

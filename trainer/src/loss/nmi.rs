@@ -1,4 +1,4 @@
-//! Differentiable normalised mutual information (DESIGN §2, alignment loss).
+//! Differentiable normalised mutual information (docs/DESIGN.md §2.5, alignment loss).
 //!
 //! `NMI(a, b) = 2·MI(a, b) / (H(a) + H(b))` (Vinh et al.'s `NMI_sum`), in `[0, 1]`, from a
 //! soft joint histogram: every pixel value `v` votes for bin `k` with the Gaussian (Parzen)
@@ -8,12 +8,13 @@
 //! their channels first, so `a` and `b` may have different channel counts.
 //!
 //! A soft histogram smears mass into neighbouring bins, which puts `H(a, a)` above `H(a)`:
-//! with the DESIGN default σ = 0.5 bin width, `NMI(x, x)` is ≈ 0.65–0.70, not 1 (measured in
-//! `trainer/tests/nmi.rs`: 0.69 for a smooth 48×48 image, 0.70 for uniform noise). It is still
-//! the maximum — the loss only needs a maximum at alignment — and a sharper window brings it
-//! to ≈ 0.97 (σ = 0.1 bin). The [`NmiNormalisation::SelfInformation`] option divides the
-//! soft MI by the geometric mean of each image's soft MI with itself, which is exactly 1 for
-//! identical images (which normalisation trains better is [ours]).
+//! with the default σ = 0.5 bin width (docs/DESIGN.md §2.5), `NMI(x, x)` is ≈ 0.65–0.70, not
+//! 1 (measured in `trainer/tests/nmi.rs`: 0.69 for a smooth 48×48 image, 0.70 for uniform
+//! noise). It is still the maximum — the loss only needs a maximum at alignment — and a
+//! sharper window brings it to ≈ 0.97 (σ = 0.1 bin). The
+//! [`NmiNormalisation::SelfInformation`] option divides the soft MI by the geometric mean of
+//! each image's soft MI with itself, which is exactly 1 for identical images (which
+//! normalisation trains better is [ours]).
 
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
@@ -22,7 +23,7 @@ use tch::{Kind, Tensor};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum NmiNormalisation {
-    /// `2·MI / (H(a) + H(b))` (DESIGN §2, Vinh et al.).
+    /// `2·MI / (H(a) + H(b))` (docs/DESIGN.md §2.5, Vinh et al.).
     #[default]
     Sum,
     /// `MI(a, b) / sqrt(MI(a, a) · MI(b, b))`: exactly 1 for identical images.

@@ -1,5 +1,6 @@
-//! Weight initialisation (DESIGN §2): every conv N(0, 0.02), biases 0, offset convs
-//! N(0, 0.01) [ours] — small but non-zero so that the sampling gradient is not zero at start.
+//! Weight initialisation (docs/DESIGN.md §2.2, §2.6): every conv N(0, 0.02), biases 0,
+//! offset convs N(0, 0.01) [ours] — small but non-zero so that the sampling gradient is not
+//! zero at start.
 
 use serde::{Deserialize, Serialize};
 use tch::nn::{Init, Path};

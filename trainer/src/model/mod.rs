@@ -1,6 +1,6 @@
 //! The networks: DicycleGAN's generator (CycleGAN ResNet generator + offset layers, run in a
 //! deformed and an undeformed pass over the same weights) and the 70×70 PatchGAN
-//! discriminator (DESIGN §2).
+//! discriminator (docs/DESIGN.md §2.1–§2.4).
 //!
 //! Layers are plain tensors created through an [`nn::Path`](tch::nn::Path), so that a
 //! generator built in its own [`VarStore`](tch::nn::VarStore) has exactly the core's tensor

@@ -1,5 +1,5 @@
 //! The paper's schedule: a fixed learning rate, then linear decay to 0, with its early-stop
-//! rule (DESIGN §2): in the fixed stage, once the epoch's total generator loss has not
+//! rule (docs/DESIGN.md §2.6): in the fixed stage, once the epoch's total generator loss has not
 //! improved for `patience` epochs the decay stage starts early; in the decay stage the run
 //! stops after `patience_decay` epochs without improvement, or when the decay is complete.
 

@@ -5,7 +5,7 @@
 //! Gaussian blobs of varied contrast. Domain B: *other* images drawn the same way (unpaired),
 //! with a monotonic intensity remap (`2·((v + 1)/2)² − 1`, which reshapes contrast) and ONE
 //! smooth sinusoidal displacement field shared by every B slice (the "scanner distortion"
-//! DESIGN §2 describes). A CycleGAN learns to copy that deformation; a DicycleGAN's
+//! docs/DESIGN.md §2.8 describes). A CycleGAN learns to copy that deformation; a DicycleGAN's
 //! undeformed output should stay aligned with its source.
 
 use rand::{Rng, SeedableRng};
