@@ -3,6 +3,7 @@
 //! per-volume intensity normalisation (`preprocess`), so that the device maps intensities
 //! with exactly the trainer's code. See docs/DATA.md.
 
+pub mod atomic;
 pub mod augment;
 pub mod nifti_io;
 pub mod preprocess;

@@ -1,0 +1,194 @@
+//! Writing a file so that it appears whole or not at all — the one helper the host crates
+//! use for their outputs (flash images, reports, golden bundles, exports).
+//!
+//! The bytes go to a hidden temporary file in the destination's own folder (so the final
+//! rename never crosses a file system), which is flushed and fsynced, then renamed over the
+//! destination; the folder is then fsynced, best-effort, so the rename itself survives a
+//! power cut. On every error path — a write failing midway (a full disk), the fsync, the
+//! rename, the producer's own error — and when an [`AtomicFile`] is dropped without
+//! [`AtomicFile::commit`], the temporary is removed and an existing destination is left as
+//! it was. A crash of the process (a kill, a power cut) can leave a temporary named
+//! `.NAME.PID-N.tmp` behind, never a half-written `NAME`.
+//!
+//! ```
+//! use std::io::Write;
+//! use dicyc_volume::atomic::{write_atomic, AtomicFile};
+//!
+//! let dir = std::env::temp_dir().join(format!("dicyc-atomic-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir)?;
+//! write_atomic(&dir.join("a.bin"), b"all at once")?;
+//! let mut file = AtomicFile::create(&dir.join("b.json"))?;
+//! writeln!(file, "{{\"streamed\": true}}")?;
+//! file.commit()?; // without it, dropping `file` leaves no trace
+//! assert_eq!(std::fs::read(dir.join("b.json"))?, b"{\"streamed\": true}\n");
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), anyhow::Error>(())
+//! ```
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::Context;
+
+/// Makes temporary names unique within the process (the process id, across processes).
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Writes `bytes` to `path` atomically: afterwards `path` holds exactly `bytes`, or, on an
+/// error, what it held before (or nothing), and no temporary is left.
+///
+/// The destination's folder must exist. Errors name `path` and say what to check.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut file = AtomicFile::create(path)?;
+    file.write_all(bytes)
+        .map_err(|err| AtomicFile::write_error(path, err))?;
+    file.commit()
+}
+
+/// Streams a file into place atomically: `produce` writes into the (buffered) temporary;
+/// when it returns `Ok` the file is committed, when it returns an error (its own, or a
+/// failed write passed on with `?`) nothing is written and the temporary is removed.
+pub fn write_atomic_with<F>(path: &Path, produce: F) -> anyhow::Result<()>
+where
+    F: FnOnce(&mut AtomicFile) -> anyhow::Result<()>,
+{
+    let mut file = AtomicFile::create(path)?;
+    produce(&mut file)
+        .with_context(|| format!("cannot write {}: nothing was written", path.display()))?;
+    file.commit()
+}
+
+/// A file being written atomically: a [`Write`] into a temporary next to the destination
+/// that becomes the destination on [`commit`](AtomicFile::commit), and disappears when
+/// dropped uncommitted.
+#[derive(Debug)]
+pub struct AtomicFile {
+    dest: PathBuf,
+    temp: PathBuf,
+    /// `None` once committed (or after a failed commit, whose cleanup is the drop's).
+    file: Option<BufWriter<File>>,
+    committed: bool,
+}
+
+impl AtomicFile {
+    /// Creates the temporary for `path` (in `path`'s folder, which must exist).
+    pub fn create(path: &Path) -> anyhow::Result<AtomicFile> {
+        let name = path.file_name().with_context(|| {
+            format!(
+                "cannot write {}: the path names no file (give a file name, not a folder)",
+                path.display()
+            )
+        })?;
+        let folder = folder_of(path);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let mut temp_name = std::ffi::OsString::from(".");
+        temp_name.push(name);
+        temp_name.push(format!(".{}-{n}.tmp", std::process::id()));
+        let temp = folder.join(temp_name);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .with_context(|| {
+                format!(
+                    "cannot write {}: cannot create a temporary file in the folder {} (does the folder exist, is it writable, is there free space?)",
+                    path.display(),
+                    folder.display()
+                )
+            })?;
+        Ok(AtomicFile {
+            dest: path.to_owned(),
+            temp,
+            file: Some(BufWriter::new(file)),
+            committed: false,
+        })
+    }
+
+    /// The destination.
+    pub fn path(&self) -> &Path {
+        &self.dest
+    }
+
+    /// The temporary being written (hidden, in the destination's folder).
+    pub fn temp_path(&self) -> &Path {
+        &self.temp
+    }
+
+    /// Flushes and fsyncs the temporary, renames it over the destination and fsyncs the
+    /// folder (best-effort). On an error the temporary is removed and the destination is
+    /// left as it was.
+    pub fn commit(mut self) -> anyhow::Result<()> {
+        let Some(writer) = self.file.take() else {
+            anyhow::bail!("cannot write {}: already committed", self.dest.display());
+        };
+        let file = writer
+            .into_inner()
+            .map_err(|err| AtomicFile::write_error(&self.dest, err.into_error()))?;
+        file.sync_all()
+            .map_err(|err| AtomicFile::write_error(&self.dest, err))?;
+        drop(file);
+        std::fs::rename(&self.temp, &self.dest).with_context(|| {
+            format!(
+                "cannot write {}: cannot move the finished temporary into place (is the destination a folder, or on a read-only file system?); nothing was written",
+                self.dest.display()
+            )
+        })?;
+        self.committed = true;
+        // The rename is durable once the folder's entry is on disk; some platforms cannot
+        // open or fsync a folder, and the file itself is complete either way.
+        if let Ok(folder) = File::open(folder_of(&self.dest)) {
+            let _ = folder.sync_all();
+        }
+        Ok(())
+    }
+
+    /// The error of a failed write, naming the destination (not the temporary).
+    fn write_error(dest: &Path, err: io::Error) -> anyhow::Error {
+        anyhow::Error::new(err).context(format!(
+            "cannot write {}: nothing was written (is there free space on its file system?)",
+            dest.display()
+        ))
+    }
+
+    fn writer(&mut self) -> io::Result<&mut BufWriter<File>> {
+        self.file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("the atomic file was already committed"))
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.writer()?.write(buf)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.writer()?.write_all(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer()?.flush()
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            // Close before removing (required on some platforms); a failed flush of the
+            // buffered tail does not matter, the temporary goes.
+            if let Some(writer) = self.file.take() {
+                let (file, _) = writer.into_parts();
+                drop(file);
+            }
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
+}
+
+/// The folder `path` is in (`.` for a bare file name).
+fn folder_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}

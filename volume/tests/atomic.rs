@@ -1,0 +1,153 @@
+//! `dicyc_volume::atomic`: a file appears whole or not at all, and no temporary is left on
+//! any error path (a writer failing midway, a destination that cannot be replaced, a folder
+//! that does not exist or is read-only, a writer dropped without commit).
+
+use std::io::Write;
+use std::path::Path;
+
+use dicyc_volume::atomic::{write_atomic, write_atomic_with, AtomicFile};
+use dicyc_volume::testing::scratch_dir;
+
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn write_atomic_creates_and_replaces_the_file() {
+    let dir = scratch_dir("atomic", "replace");
+    let path = dir.join("out.bin");
+    write_atomic(&path, b"first").unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), b"first");
+    write_atomic(&path, b"second, longer").unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), b"second, longer");
+    write_atomic(&path, b"").unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), b"");
+    assert_eq!(listing(&dir), vec!["out.bin"]);
+}
+
+#[test]
+fn a_relative_path_without_a_folder_is_written_in_the_current_folder() {
+    // `Path::parent` of a bare name is "": the temporary goes to ".", next to the file.
+    // (The other tests of this file use absolute paths: changing folder does not affect them.)
+    let dir = scratch_dir("atomic", "bare");
+    let cwd = std::env::current_dir().unwrap();
+    std::env::set_current_dir(&dir).unwrap();
+    let result = write_atomic(Path::new("bare.txt"), b"x");
+    std::env::set_current_dir(cwd).unwrap();
+    result.unwrap();
+    assert_eq!(listing(&dir), vec!["bare.txt"]);
+}
+
+#[test]
+fn the_streaming_writer_commits_whole_files_only() {
+    let dir = scratch_dir("atomic", "stream");
+    let path = dir.join("report.json");
+    let mut file = AtomicFile::create(&path).unwrap();
+    assert_eq!(file.path(), path);
+    file.write_all(b"{\"a\": ").unwrap();
+    // Nothing at the destination until the commit; the temporary is hidden, next to it.
+    assert!(!path.exists());
+    let temp = file.temp_path().to_owned();
+    assert_eq!(temp.parent(), Some(dir.as_path()));
+    assert!(temp.exists());
+    file.write_all(b"1}").unwrap();
+    file.commit().unwrap();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"a\": 1}");
+    assert!(!temp.exists());
+    assert_eq!(listing(&dir), vec!["report.json"]);
+}
+
+#[test]
+fn dropping_without_commit_removes_the_temporary_and_keeps_the_old_file() {
+    let dir = scratch_dir("atomic", "drop");
+    let path = dir.join("x.flash");
+    std::fs::write(&path, b"old image").unwrap();
+    {
+        let mut file = AtomicFile::create(&path).unwrap();
+        file.write_all(&[7u8; 100_000]).unwrap();
+        // An error (or a panic) elsewhere: the writer is dropped uncommitted.
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), b"old image");
+    assert_eq!(listing(&dir), vec!["x.flash"]);
+}
+
+/// A writer that fails midway, as on a full disk: no temporary, no final file, the error
+/// names the destination.
+#[test]
+fn a_write_failing_midway_leaves_nothing() {
+    let dir = scratch_dir("atomic", "midway");
+    let path = dir.join("v.json");
+    let err = write_atomic_with(&path, |w| {
+        w.write_all(&[1u8; 4096])?;
+        Err(std::io::Error::from_raw_os_error(28).into()) // ENOSPC
+    })
+    .unwrap_err();
+    let message = format!("{err:#}");
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(message.contains("No space left"), "{message}");
+    assert_eq!(listing(&dir), Vec::<String>::new());
+
+    // The same over an existing file: the old content survives.
+    std::fs::write(&path, b"old").unwrap();
+    assert!(write_atomic_with(&path, |w| {
+        w.write_all(b"new and partial")?;
+        anyhow::bail!("the producer failed")
+    })
+    .is_err());
+    assert_eq!(std::fs::read(&path).unwrap(), b"old");
+    assert_eq!(listing(&dir), vec!["v.json"]);
+}
+
+#[test]
+fn a_destination_that_cannot_be_replaced_leaves_no_temporary() {
+    let dir = scratch_dir("atomic", "rename");
+    // A non-empty folder cannot be replaced by a file: the rename fails at commit.
+    std::fs::create_dir_all(dir.join("out.bin").join("inside")).unwrap();
+    let message = format!(
+        "{:#}",
+        write_atomic(&dir.join("out.bin"), b"data").unwrap_err()
+    );
+    assert!(message.contains("out.bin"), "{message}");
+    assert_eq!(listing(&dir), vec!["out.bin"]);
+    assert!(dir.join("out.bin").join("inside").is_dir());
+}
+
+#[test]
+fn a_missing_folder_is_an_error_naming_the_file() {
+    let dir = scratch_dir("atomic", "missing");
+    let path = dir.join("no").join("such").join("file.bin");
+    let message = format!("{:#}", write_atomic(&path, b"data").unwrap_err());
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(message.contains("folder"), "{message}");
+    assert_eq!(listing(&dir), Vec::<String>::new());
+}
+
+#[cfg(unix)]
+#[test]
+fn a_read_only_folder_leaves_nothing() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch_dir("atomic", "readonly");
+    let ro = dir.join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
+    // Root ignores the permission bits: then there is nothing to test.
+    let probe = ro.join("probe");
+    let writable = std::fs::write(&probe, b"").is_ok();
+    let _ = std::fs::remove_file(&probe);
+    if !writable {
+        let message = format!(
+            "{:#}",
+            write_atomic(&ro.join("f.bin"), b"data").unwrap_err()
+        );
+        assert!(message.contains("f.bin"), "{message}");
+    }
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755)).unwrap();
+    if !writable {
+        assert_eq!(listing(&ro), Vec::<String>::new());
+    }
+}
