@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use crate::device::Device;
 use crate::fault::FaultArgs;
 use crate::flash::{build_image, FaultMap, FlashImage, FLASH_MAGIC};
-use crate::golden::read_bundle;
+use crate::golden::{load_slices, read_manifest};
 use crate::inspect::Inspection;
 use crate::profile::{human_bytes, parse_size, DeviceProfile, NAMED_PROFILES};
 use crate::run::{describe, run_file, PassArg};
@@ -180,8 +180,14 @@ impl Cli {
                 let image = build_image(&file, &profile, height, width).with_context(|| {
                     format!("cannot flash {} onto {profile}", weights.display())
                 })?;
+                // The image is checked as the device will check it before it is written.
+                let loaded = FlashImage::new_checked(&image).with_context(|| {
+                    format!(
+                        "cannot flash {}: the image built from it is invalid",
+                        weights.display()
+                    )
+                })?;
                 write_atomically(&output, &image)?;
-                let loaded = FlashImage::new_checked(&image)?;
                 println!(
                     "flash: {} -> {} ({} of {} flash; a {height}x{width} slice needs {} of {} RAM)",
                     weights.display(),
@@ -197,16 +203,24 @@ impl Cli {
     }
 }
 
+/// Reads a weight file or a flash image; a device (`/dev/zero`), a pipe or a folder is
+/// refused from its metadata, before it is opened, instead of being read without end.
 fn read(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {what} {}", path.display()))?;
+    anyhow::ensure!(
+        meta.is_file(),
+        "cannot read {what} {}: not a regular file (give the path of a weight file or a flash image)",
+        path.display()
+    );
     std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))
 }
 
-/// Writes through a temporary file and a rename, so a failure never leaves half a file.
+/// Writes `bytes` to `path` whole or not at all: [`dicyc_volume::atomic::write_atomic`]
+/// (a fsynced temporary in the destination's folder, renamed into place; removed on every
+/// error). Every file `firmware-sim` writes itself goes through it.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let tmp = path.with_extension("partial");
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))
+    dicyc_volume::atomic::write_atomic(path, bytes)
 }
 
 /// Reads an image (or a weight file), applies the requested faults and reports each one
@@ -309,14 +323,24 @@ fn verify(
     let image = read_with_faults(image_path, faults)?;
     let mut device = Device::boot(&image, profile)
         .with_context(|| format!("loading {}", image_path.display()))?;
-    let (manifest, slices) = read_bundle(golden)?;
+    // The manifest is checked against the model before any slice data is read.
+    let manifest = read_manifest(golden)?;
     let crc = format!("{:08x}", device.image().weights.crc32c());
     anyhow::ensure!(
-        manifest.weights_crc32c == crc,
-        "the golden bundle {} was made for the weight file with CRC {}, the image holds {crc}",
+        manifest.weights_crc32c.eq_ignore_ascii_case(&crc),
+        "the golden bundle {} was made for the weight file with CRC {}, the image {} holds {crc}: verify the bundle with the image of its own weights",
         golden.display(),
-        manifest.weights_crc32c
+        manifest.weights_crc32c,
+        image_path.display()
     );
+    manifest.check_model(&device.config()).with_context(|| {
+        format!(
+            "{} does not fit the model in {}",
+            golden.join(crate::golden::MANIFEST).display(),
+            image_path.display()
+        )
+    })?;
+    let slices = load_slices(golden, &manifest)?;
     let report = crate::verify::verify(&mut device, &slices)?;
     for (name, pass) in [
         ("deformed", &report.deformed),

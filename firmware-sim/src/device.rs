@@ -77,11 +77,26 @@ impl<'a> Device<'a> {
         output: &mut [f32],
     ) -> anyhow::Result<SliceStats> {
         let config = self.config();
-        let n_in = config.in_channels as usize * height * width;
-        let n_out = config.out_channels as usize * height * width;
+        // First the size (which bounds every product below), then the slices' lengths: a
+        // caller's mismatch is an error, never a panic of the copies into the device RAM.
         let scratch_bytes = required_scratch_bytes(&config, height, width).map_err(|err| {
             anyhow::anyhow!("the core cannot run a {height}x{width} slice: {err}")
         })?;
+        let (cin, cout) = (config.in_channels as usize, config.out_channels as usize);
+        let n_in = cin * height * width;
+        let n_out = cout * height * width;
+        if input.len() != n_in {
+            bail!(
+                "the input slice has {} values, the model's {cin}x{height}x{width} input needs {n_in}",
+                input.len()
+            );
+        }
+        if output.len() != n_out {
+            bail!(
+                "the output slice has room for {} values, the model's {cout}x{height}x{width} output needs {n_out}",
+                output.len()
+            );
+        }
         let ram_bytes = scratch_bytes + 4 * (n_in + n_out);
         if ram_bytes as u64 > self.profile.ram_bytes {
             bail!(

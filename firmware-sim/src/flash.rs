@@ -28,8 +28,39 @@ use crate::profile::{human_bytes, DeviceProfile};
 pub const FLASH_MAGIC: [u8; 8] = *b"DICYCFLS";
 /// Flash header length; the weight file starts right after it.
 pub const FLASH_HEADER_LEN: usize = 64;
-const VERSION_MAJOR: u16 = 1;
-const VERSION_MINOR: u16 = 0;
+/// The flash-header major version this simulator reads and writes; others are refused.
+pub const VERSION_MAJOR: u16 = 1;
+/// The flash-header minor version this simulator writes, and the highest it reads: a reader
+/// accepts minor versions up to its own and refuses newer ones (docs/FIRMWARE.md), since a
+/// device must not boot from provisioning data it cannot fully check.
+pub const VERSION_MINOR: u16 = 0;
+
+/// The fields of the flash header (docs/FIRMWARE.md, "Flash image layout").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlashField {
+    /// Bytes 12..16, always 64.
+    HeaderLength,
+    /// Bytes 16..24, always 64.
+    WeightsOffset,
+    /// Bytes 24..32, the embedded weight file's own length.
+    WeightsLength,
+    /// Bytes 44..48 and 56..60, zero.
+    Reserved,
+}
+
+impl FlashField {
+    fn name(self) -> &'static str {
+        match self {
+            FlashField::HeaderLength => "header length",
+            FlashField::WeightsOffset => "weight file offset",
+            FlashField::WeightsLength => "weight file length",
+            FlashField::Reserved => "reserved",
+        }
+    }
+}
+
+/// What to do about a flash header that is well-formed but wrong.
+const REFLASH: &str = "rebuild the image from its weight file with `firmware-sim flash`";
 
 /// Why a flash image cannot be loaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,8 +74,13 @@ pub enum FlashError {
     },
     /// Not a flash image.
     BadMagic,
-    /// A major version this simulator does not know.
-    UnsupportedVersion(u16),
+    /// A version this simulator does not read: another major, or a newer minor.
+    UnsupportedVersion {
+        /// Major version found.
+        major: u16,
+        /// Minor version found.
+        minor: u16,
+    },
     /// The flash header's checksum does not match: the header is corrupted.
     HeaderCrc {
         /// Stored CRC-32C.
@@ -52,31 +88,109 @@ pub enum FlashError {
         /// CRC-32C of the bytes.
         computed: u32,
     },
-    /// A field of the flash header has an impossible value.
-    BadField(&'static str),
+    /// A field of the flash header has a value other than the only one it may hold.
+    BadField {
+        /// Which field.
+        field: FlashField,
+        /// Value found (for the reserved bytes: the byte offset of the first non-zero one).
+        found: u64,
+        /// The value it must hold (for the reserved bytes: 0).
+        expected: u64,
+    },
+    /// The planned slice size is one the core cannot run (zero, not a multiple of 4, under
+    /// 8 or over the core's limit).
+    PlannedSlice {
+        /// Planned height.
+        height: u32,
+        /// Planned width.
+        width: u32,
+        /// Why the core refuses it.
+        reason: dicyc_core::Error,
+    },
+    /// The planned RAM is not what the planned slice needs for the embedded weight file
+    /// ([`ram_needed`]: the core's scratch plus the f32 input and output slices).
+    PlannedRam {
+        /// Planned height.
+        height: u32,
+        /// Planned width.
+        width: u32,
+        /// RAM the header records, bytes.
+        stored: u64,
+        /// RAM the core computes for that slice, bytes.
+        computed: u64,
+    },
     /// The weight file inside the image is invalid (corruption is reported with the section).
     Weights(FormatError),
     /// The weight file is valid but is not the one this header was written for.
-    WeightsMismatch,
+    WeightsMismatch {
+        /// The weight file's header CRC-32C recorded in the flash header.
+        stored: u32,
+        /// The embedded weight file's header CRC-32C.
+        found: u32,
+    },
 }
 
 impl fmt::Display for FlashError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FlashError::Truncated { needed, available } => {
-                write!(f, "flash image truncated: needs {needed} bytes, has {available}")
-            }
-            FlashError::BadMagic => f.write_str("not a dicyc flash image (bad magic)"),
-            FlashError::UnsupportedVersion(v) => write!(f, "flash image major version {v} is not supported (this simulator reads 1)"),
+        match *self {
+            FlashError::Truncated { needed, available } => write!(
+                f,
+                "flash image truncated: needs {needed} bytes, has {available} (an incomplete transfer? copy or flash the image again)"
+            ),
+            FlashError::BadMagic => f.write_str(
+                "not a dicyc flash image (bad magic; build one with `firmware-sim flash`)",
+            ),
+            FlashError::UnsupportedVersion { major, .. } if major != VERSION_MAJOR => write!(
+                f,
+                "flash image major version {major} is not supported (this simulator reads {VERSION_MAJOR}); {REFLASH} of this release, or use the release that wrote it"
+            ),
+            FlashError::UnsupportedVersion { major, minor } => write!(
+                f,
+                "flash image version {major}.{minor}: minor version {minor} is newer than this simulator reads (up to {VERSION_MAJOR}.{VERSION_MINOR}); {REFLASH} of this release, or use the release that wrote it"
+            ),
             FlashError::HeaderCrc { stored, computed } => write!(
                 f,
-                "flash header corrupted: CRC-32C mismatch (stored {stored:08x}, computed {computed:08x})"
+                "flash header corrupted: CRC-32C mismatch (stored {stored:08x}, computed {computed:08x}); {REFLASH}"
             ),
-            FlashError::BadField(field) => write!(f, "flash header field {field} has an impossible value"),
+            FlashError::BadField {
+                field: FlashField::Reserved,
+                found,
+                ..
+            } => write!(
+                f,
+                "flash header field reserved: byte {found} is not zero; {REFLASH}"
+            ),
+            FlashError::BadField {
+                field,
+                found,
+                expected,
+            } => write!(
+                f,
+                "flash header field {} is {found}, must be {expected}; {REFLASH}",
+                field.name()
+            ),
+            FlashError::PlannedSlice {
+                height,
+                width,
+                reason,
+            } => write!(
+                f,
+                "flash header field planned slice {height}x{width} cannot be run: {reason}; {REFLASH} and --height/--width the core accepts"
+            ),
+            FlashError::PlannedRam {
+                height,
+                width,
+                stored,
+                computed,
+            } => write!(
+                f,
+                "flash header field planned RAM is {stored} bytes, but a {height}x{width} slice of its weight file needs {computed} bytes (scratch + input + output) in this build; {REFLASH}"
+            ),
             FlashError::Weights(err) => write!(f, "weight file in the flash image: {err}"),
-            FlashError::WeightsMismatch => {
-                f.write_str("the weight file's header CRC differs from the one the flash header was written for")
-            }
+            FlashError::WeightsMismatch { stored, found } => write!(
+                f,
+                "the flash header was written for the weight file with header CRC {stored:08x}, the image holds {found:08x}; {REFLASH}"
+            ),
         }
     }
 }
@@ -92,7 +206,7 @@ pub struct FlashImage<'a> {
     pub planned_height: u32,
     /// Slice width the image was provisioned for.
     pub planned_width: u32,
-    /// RAM that slice needs, as computed when flashing.
+    /// RAM that slice needs, as computed when flashing (checked against the core).
     pub planned_ram: u64,
     /// Length of the image proper (header + weight file).
     pub image_len: usize,
@@ -100,89 +214,181 @@ pub struct FlashImage<'a> {
     pub header_crc32c: u32,
 }
 
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(
-        b[at..at + 4]
-            .try_into()
-            .expect("4-byte field inside the checked header"),
-    )
+/// The `N` bytes at `at` of the header (all offsets are constants inside the 64 bytes).
+fn field<const N: usize>(header: &[u8; FLASH_HEADER_LEN], at: usize) -> [u8; N] {
+    let mut out = [0u8; N];
+    if let Some(bytes) = header.get(at..at + N) {
+        out.copy_from_slice(bytes);
+    }
+    out
 }
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(
-        b[at..at + 8]
-            .try_into()
-            .expect("8-byte field inside the checked header"),
-    )
+fn u16_at(h: &[u8; FLASH_HEADER_LEN], at: usize) -> u16 {
+    u16::from_le_bytes(field(h, at))
+}
+fn u32_at(h: &[u8; FLASH_HEADER_LEN], at: usize) -> u32 {
+    u32::from_le_bytes(field(h, at))
+}
+fn u64_at(h: &[u8; FLASH_HEADER_LEN], at: usize) -> u64 {
+    u64::from_le_bytes(field(h, at))
 }
 
+/// Reserved (zero) byte ranges of the header.
+const RESERVED: [(usize, usize); 2] = [(44, 48), (56, 60)];
+
 impl<'a> FlashImage<'a> {
-    /// Validates the flash header, then the weight file with every check of the core.
+    /// Validates every field of the flash header structurally (docs/FIRMWARE.md, in this
+    /// order: magic, major version, header CRC, minor version, header length, weight file
+    /// offset, reserved bytes, weight file length, the weight file with every check of the
+    /// core, its CRC against the header's, the planned slice and RAM against the core's
+    /// plan), and returns a view of the image. Never panics.
     pub fn new_checked(bytes: &'a [u8]) -> Result<FlashImage<'a>, FlashError> {
         let available = bytes.len() as u64;
-        let Some(header) = bytes.get(..FLASH_HEADER_LEN) else {
+        let Some(header) = bytes
+            .get(..FLASH_HEADER_LEN)
+            .and_then(|h| <&[u8; FLASH_HEADER_LEN]>::try_from(h).ok())
+        else {
             return Err(FlashError::Truncated {
                 needed: FLASH_HEADER_LEN as u64,
                 available,
             });
         };
-        if header[..8] != FLASH_MAGIC {
+        // 1. Magic, 2. major version: the fields whose place never changes.
+        if field::<8>(header, 0) != FLASH_MAGIC {
             return Err(FlashError::BadMagic);
         }
+        let (major, minor) = (u16_at(header, 8), u16_at(header, 10));
+        if major != VERSION_MAJOR {
+            return Err(FlashError::UnsupportedVersion { major, minor });
+        }
+        // 3. The header CRC.
         let stored = u32_at(header, 60);
-        let computed = crc32c(&header[..60]);
+        let computed = crc32c(header.get(..60).unwrap_or(&[]));
         if stored != computed {
             return Err(FlashError::HeaderCrc { stored, computed });
         }
-        let major = u16::from_le_bytes([header[8], header[9]]);
-        if major != VERSION_MAJOR {
-            return Err(FlashError::UnsupportedVersion(major));
+        // 4. Minor version: up to this reader's.
+        #[allow(clippy::absurd_extreme_comparisons)]
+        if minor > VERSION_MINOR {
+            return Err(FlashError::UnsupportedVersion { major, minor });
         }
-        if u32_at(header, 12) as usize != FLASH_HEADER_LEN {
-            return Err(FlashError::BadField("header length"));
+        // 5. The fixed layout.
+        let fixed = [
+            (FlashField::HeaderLength, u64::from(u32_at(header, 12))),
+            (FlashField::WeightsOffset, u64_at(header, 16)),
+        ];
+        for (field, found) in fixed {
+            if found != FLASH_HEADER_LEN as u64 {
+                return Err(FlashError::BadField {
+                    field,
+                    found,
+                    expected: FLASH_HEADER_LEN as u64,
+                });
+            }
         }
-        if u64_at(header, 16) != FLASH_HEADER_LEN as u64 {
-            return Err(FlashError::BadField("weight file offset"));
+        for (start, end) in RESERVED {
+            if let Some(i) = header
+                .get(start..end)
+                .and_then(|r| r.iter().position(|&b| b != 0))
+            {
+                return Err(FlashError::BadField {
+                    field: FlashField::Reserved,
+                    found: (start + i) as u64,
+                    expected: 0,
+                });
+            }
         }
-        if u32_at(header, 44) != 0 || u32_at(header, 56) != 0 {
-            return Err(FlashError::BadField("reserved"));
-        }
+        // 6. The weight file: present, valid, exactly the recorded length and CRC.
         let weights_len = u64_at(header, 24);
         let end = weights_len
             .checked_add(FLASH_HEADER_LEN as u64)
-            .ok_or(FlashError::BadField("weight file length"))?;
+            .ok_or(FlashError::BadField {
+                field: FlashField::WeightsLength,
+                found: weights_len,
+                expected: available.saturating_sub(FLASH_HEADER_LEN as u64),
+            })?;
         if end > available {
             return Err(FlashError::Truncated {
                 needed: end,
                 available,
             });
         }
-        let weights_bytes = &bytes[FLASH_HEADER_LEN..end as usize];
+        let weights_bytes = usize::try_from(end)
+            .ok()
+            .and_then(|end| bytes.get(FLASH_HEADER_LEN..end))
+            .ok_or(FlashError::Truncated {
+                needed: end,
+                available,
+            })?;
         let weights = WeightFile::new_checked(weights_bytes).map_err(FlashError::Weights)?;
-        if weights.bytes().len() as u64 != weights_len {
-            return Err(FlashError::BadField("weight file length"));
+        let file_len = weights.bytes().len() as u64;
+        if file_len != weights_len {
+            return Err(FlashError::BadField {
+                field: FlashField::WeightsLength,
+                found: weights_len,
+                expected: file_len,
+            });
         }
-        if weights.crc32c() != u32_at(header, 32) {
-            return Err(FlashError::WeightsMismatch);
+        let recorded_crc = u32_at(header, 32);
+        if weights.crc32c() != recorded_crc {
+            return Err(FlashError::WeightsMismatch {
+                stored: recorded_crc,
+                found: weights.crc32c(),
+            });
+        }
+        // 7. The plan: a slice the core runs, and exactly the RAM it needs.
+        let (height, width) = (u32_at(header, 36), u32_at(header, 40));
+        let planned_ram = u64_at(header, 48);
+        let computed = slice_ram(&weights, height as usize, width as usize).map_err(|reason| {
+            FlashError::PlannedSlice {
+                height,
+                width,
+                reason,
+            }
+        })?;
+        if computed != planned_ram {
+            return Err(FlashError::PlannedRam {
+                height,
+                width,
+                stored: planned_ram,
+                computed,
+            });
         }
         Ok(FlashImage {
             weights,
-            planned_height: u32_at(header, 36),
-            planned_width: u32_at(header, 40),
-            planned_ram: u64_at(header, 48),
-            image_len: end as usize,
+            planned_height: height,
+            planned_width: width,
+            planned_ram,
+            image_len: weights_bytes.len() + FLASH_HEADER_LEN,
             header_crc32c: stored,
         })
     }
 }
 
+/// The RAM of one `height × width` slice: the core's scratch plus the f32 input and output
+/// slices, or why the core cannot plan it.
+fn slice_ram(
+    weights: &WeightFile<'_>,
+    height: usize,
+    width: usize,
+) -> Result<u64, dicyc_core::Error> {
+    let config = weights.config();
+    let scratch = dicyc_core::required_scratch_bytes(&config, height, width)?;
+    let bad = dicyc_core::Error::BadDimensions { height, width };
+    // The core accepted the size, so these are far from overflowing; checked anyway.
+    let channels = u64::from(config.in_channels) + u64::from(config.out_channels);
+    channels
+        .checked_mul(height as u64)
+        .and_then(|n| n.checked_mul(width as u64))
+        .and_then(|n| n.checked_mul(4))
+        .and_then(|io| io.checked_add(scratch as u64))
+        .ok_or(bad)
+}
+
 /// The RAM a slice of `height × width` needs on the device: the core's scratch plus the
 /// f32 input and output slices.
 pub fn ram_needed(weights: &WeightFile<'_>, height: usize, width: usize) -> anyhow::Result<u64> {
-    let config = weights.config();
-    let scratch = dicyc_core::required_scratch_bytes(&config, height, width)
-        .map_err(|err| anyhow::anyhow!("a {height}x{width} slice cannot be planned: {err}"))?;
-    let io = (config.in_channels as usize + config.out_channels as usize) * height * width * 4;
-    Ok((scratch + io) as u64)
+    slice_ram(weights, height, width)
+        .map_err(|err| anyhow::anyhow!("a {height}x{width} slice cannot be planned: {err}"))
 }
 
 /// Builds the flash image of `weight_file` for `profile`, provisioned for slices of

@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context};
+use dicyc_volume::atomic::write_atomic;
 use serde::{Deserialize, Serialize};
 
 /// Name of the manifest inside a bundle directory.
@@ -68,23 +69,95 @@ pub struct LoadedSlice {
 /// Writes f32 values as raw little-endian bytes.
 fn write_f32(path: &Path, values: &[f32]) -> anyhow::Result<()> {
     let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+    write_atomic(path, &bytes)
 }
 
-fn read_f32(path: &Path, expected: usize) -> anyhow::Result<Vec<f32>> {
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("cannot read golden data {}", path.display()))?;
-    ensure!(
-        bytes.len() == expected * 4,
-        "{}: expected {expected} f32 values ({} bytes), found {} bytes",
-        path.display(),
-        expected * 4,
-        bytes.len()
-    );
+/// Reads the raw f32 file `path`, which must be a regular file of exactly
+/// `expected_values` × 4 bytes: its size is checked before anything is read, and the read
+/// is bounded by it, so a device (`/dev/zero`), a pipe, a folder or a huge file is a clear
+/// error, never an unbounded read.
+fn read_f32(path: &Path, expected_values: u64, what: &str) -> anyhow::Result<Vec<f32>> {
+    let expected = expected_values.checked_mul(4).with_context(|| {
+        format!(
+            "{}: {expected_values} f32 values do not fit in 64 bits",
+            path.display()
+        )
+    })?;
+    let bytes = read_regular_file(path, expected, expected, what)?;
     Ok(bytes
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect())
+}
+
+/// What a non-regular file is, for messages.
+fn kind_of(file_type: std::fs::FileType) -> &'static str {
+    if file_type.is_dir() {
+        return "a folder";
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if file_type.is_char_device() || file_type.is_block_device() {
+            return "a device";
+        }
+        if file_type.is_fifo() {
+            return "a pipe";
+        }
+        if file_type.is_socket() {
+            return "a socket";
+        }
+    }
+    "not a plain file"
+}
+
+/// Reads `path`, a regular file of `min..=max` bytes (checked from its metadata before it is
+/// opened, so that a pipe is never opened and a device never read), reading at most `max`
+/// bytes (a file that grows meanwhile is refused, not followed).
+fn read_regular_file(path: &Path, min: u64, max: u64, what: &str) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    let fix = "re-export the bundle with `trainer export`";
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {what} {}", path.display()))?;
+    ensure!(
+        meta.is_file(),
+        "{what} {} is not a regular file ({}); the bundle must hold plain files: {fix}",
+        path.display(),
+        kind_of(meta.file_type())
+    );
+    let size_error = |found: u64| {
+        let wanted = if min == max {
+            format!("{min} bytes")
+        } else {
+            format!("at most {max} bytes")
+        };
+        anyhow::anyhow!(
+            "{what} {} has {found} bytes, expected {wanted} (from the manifest); the bundle is incomplete or was edited: {fix}",
+            path.display()
+        )
+    };
+    if meta.len() < min || meta.len() > max {
+        return Err(size_error(meta.len()));
+    }
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("cannot read {what} {}", path.display()))?;
+    let capacity = usize::try_from(meta.len())
+        .with_context(|| format!("{what} {} does not fit in memory", path.display()))?;
+    let mut bytes = Vec::new();
+    bytes.try_reserve_exact(capacity).map_err(|_| {
+        anyhow::anyhow!(
+            "{what} {}: not enough memory for {capacity} bytes",
+            path.display()
+        )
+    })?;
+    file.take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {what} {}", path.display()))?;
+    let found = bytes.len() as u64;
+    if found < min || found > max {
+        return Err(size_error(found));
+    }
+    Ok(bytes)
 }
 
 /// Builds a bundle directory slice by slice.
@@ -154,39 +227,158 @@ impl BundleWriter {
     /// Writes the manifest (last, so a bundle with a manifest is complete).
     pub fn finish(self) -> anyhow::Result<Manifest> {
         let path = self.dir.join(MANIFEST);
-        std::fs::write(&path, serde_json::to_string_pretty(&self.manifest)?)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        write_atomic(
+            &path,
+            serde_json::to_string_pretty(&self.manifest)?.as_bytes(),
+        )?;
         Ok(self.manifest)
     }
 }
 
-/// Reads a bundle directory, checking every file's size against the manifest.
-pub fn read_bundle(dir: &Path) -> anyhow::Result<(Manifest, Vec<LoadedSlice>)> {
+/// Largest `golden.json` read: an entry is about 200 bytes, so this is some 300,000 slices.
+pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
+
+/// Reads and checks `dir/golden.json` (format, version and [`Manifest::validate`]) without
+/// reading any slice data.
+pub fn read_manifest(dir: &Path) -> anyhow::Result<Manifest> {
     let path = dir.join(MANIFEST);
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read golden bundle manifest {}", path.display()))?;
-    let manifest: Manifest = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a golden bundle manifest", path.display()))?;
+    let bytes = read_regular_file(&path, 0, MAX_MANIFEST_BYTES, "golden bundle manifest")?;
+    let manifest: Manifest = serde_json::from_slice(&bytes).with_context(|| {
+        format!(
+            "{} is not a golden bundle manifest (docs/FIRMWARE.md, \"Golden bundle\")",
+            path.display()
+        )
+    })?;
     if manifest.format != FORMAT || manifest.version != VERSION {
         bail!(
-            "{}: format {:?} version {} is not {FORMAT} version {VERSION}",
+            "{}: format {:?} version {} is not {FORMAT} version {VERSION}; write the bundle with this release's `trainer export`",
             path.display(),
             manifest.format,
             manifest.version
         );
     }
-    let slices = manifest
+    manifest
+        .validate()
+        .with_context(|| format!("{} is not a valid golden bundle manifest", path.display()))?;
+    Ok(manifest)
+}
+
+impl Manifest {
+    /// Checks what can be checked without a model: at least one slice, at least one input
+    /// and one output channel, slices of at least 1×1 whose byte counts fit in 64 bits.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        ensure!(
+            self.in_channels > 0,
+            "it declares 0 input channels (a generator has at least 1)"
+        );
+        ensure!(
+            self.out_channels > 0,
+            "it declares 0 output channels (a generator has at least 1)"
+        );
+        ensure!(!self.slices.is_empty(), "it lists no slices");
+        for (i, slice) in self.slices.iter().enumerate() {
+            let (h, w) = (slice.height, slice.width);
+            ensure!(
+                h > 0 && w > 0,
+                "slice {i} ({:?}) is {h}x{w}: a slice has at least one pixel",
+                slice.name
+            );
+            for channels in [self.in_channels, self.out_channels] {
+                ensure!(
+                    Self::values(channels, h, w).is_some(),
+                    "slice {i} ({:?}) of {channels}x{h}x{w} values is too large to exist",
+                    slice.name
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the manifest against the generator that will run it: the same input and
+    /// output channels, and every slice a size the core can run (multiples of 4, at least 8).
+    pub fn check_model(&self, config: &dicyc_core::ModelConfig) -> anyhow::Result<()> {
+        let (cin, cout) = (config.in_channels as usize, config.out_channels as usize);
+        ensure!(
+            self.in_channels == cin && self.out_channels == cout,
+            "the bundle has {} input channels and {} output channels, the model {cin} and {cout}: it was made for another model; verify it with that model's image, or re-export the bundle for this one",
+            self.in_channels,
+            self.out_channels
+        );
+        for (i, slice) in self.slices.iter().enumerate() {
+            let (h, w) = (slice.height, slice.width);
+            dicyc_core::required_scratch_bytes(config, h, w).map_err(|err| {
+                anyhow::anyhow!(
+                    "slice {i} ({:?}) is {h}x{w}, which the model cannot run: {err}",
+                    slice.name
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// `channels × height × width`, if it fits (in f32 values and in bytes).
+    fn values(channels: usize, height: usize, width: usize) -> Option<u64> {
+        let n = (channels as u64)
+            .checked_mul(height as u64)?
+            .checked_mul(width as u64)?;
+        n.checked_mul(4)?;
+        Some(n)
+    }
+}
+
+/// Loads the data of every slice of a checked `manifest` from `dir`; each file must be a
+/// regular file of exactly the size its shape gives.
+pub fn load_slices(dir: &Path, manifest: &Manifest) -> anyhow::Result<Vec<LoadedSlice>> {
+    manifest.validate().with_context(|| {
+        format!(
+            "{} is not a valid golden bundle manifest",
+            dir.join(MANIFEST).display()
+        )
+    })?;
+    let values = |channels: usize, meta: &GoldenSlice| {
+        Manifest::values(channels, meta.height, meta.width).unwrap_or(u64::MAX)
+    };
+    manifest
         .slices
         .iter()
         .map(|meta| {
-            let pixels = meta.height * meta.width;
+            let (cin, cout) = (manifest.in_channels, manifest.out_channels);
             Ok(LoadedSlice {
-                input: read_f32(&dir.join(&meta.input), manifest.in_channels * pixels)?,
-                deformed: read_f32(&dir.join(&meta.deformed), manifest.out_channels * pixels)?,
-                undeformed: read_f32(&dir.join(&meta.undeformed), manifest.out_channels * pixels)?,
+                input: read_f32(&dir.join(&meta.input), values(cin, meta), "golden input")?,
+                deformed: read_f32(
+                    &dir.join(&meta.deformed),
+                    values(cout, meta),
+                    "golden deformed output",
+                )?,
+                undeformed: read_f32(
+                    &dir.join(&meta.undeformed),
+                    values(cout, meta),
+                    "golden undeformed output",
+                )?,
                 meta: meta.clone(),
             })
         })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect()
+}
+
+/// Reads a bundle directory: the checked manifest, then every file, each checked against
+/// the size the manifest gives before it is read.
+pub fn read_bundle(dir: &Path) -> anyhow::Result<(Manifest, Vec<LoadedSlice>)> {
+    let manifest = read_manifest(dir)?;
+    let slices = load_slices(dir, &manifest)?;
+    Ok((manifest, slices))
+}
+
+/// [`read_bundle`] for the generator `config`: refuses a bundle made for other channels or
+/// with slices the core cannot run before reading any slice data.
+pub fn read_bundle_for(
+    dir: &Path,
+    config: &dicyc_core::ModelConfig,
+) -> anyhow::Result<(Manifest, Vec<LoadedSlice>)> {
+    let manifest = read_manifest(dir)?;
+    manifest
+        .check_model(config)
+        .with_context(|| format!("{} does not fit the model", dir.join(MANIFEST).display()))?;
+    let slices = load_slices(dir, &manifest)?;
     Ok((manifest, slices))
 }
