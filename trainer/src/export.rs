@@ -247,6 +247,12 @@ pub fn core_config(
     let narrow = |v: i64, what: &str| {
         u16::try_from(v).with_context(|| format!("{what} = {v} does not fit the weight format"))
     };
+    anyhow::ensure!(
+        config.offset_layers.is_empty()
+            || config.offset_form == crate::model::OffsetForm::PerChannel,
+        "generator.offset_form = \"shared\" is not in the core's weight format yet: only per-channel \
+         offset layers (or none) can be exported; train with the default offset_form to deploy"
+    );
     let mut offsets = dicyc_core::OffsetLayers::NONE;
     for site in &config.offset_layers {
         offsets = dicyc_core::OffsetLayers::from_bits(offsets.bits() | site.bit())

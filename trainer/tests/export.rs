@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use dicyc_trainer::export::{core_config, quantize_generator};
-use dicyc_trainer::model::{Generator, GeneratorConfig, OffsetSite};
+use dicyc_trainer::model::{Generator, GeneratorConfig, OffsetForm, OffsetSite};
 use dicyc_trainer::train::TrainConfig;
 use tch::nn::VarStore;
 use tch::Device;
@@ -249,4 +249,23 @@ fn unreadable_golden_inputs_of_one_direction_leave_no_weight_file_behind() {
         assert!(!out.join(file).exists(), "{file} was written");
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn shared_offset_fields_are_refused_by_export_until_the_core_runs_them() {
+    let config = GeneratorConfig {
+        offset_form: OffsetForm::Shared,
+        ..GeneratorConfig::default()
+    };
+    let err = core_config(&config).unwrap_err().to_string();
+    assert!(
+        err.contains("offset_form") && err.contains("shared"),
+        "{err}"
+    );
+    // Without offset layers (CycleGAN) the form does not matter.
+    let none = GeneratorConfig {
+        offset_layers: vec![],
+        ..config
+    };
+    assert!(core_config(&none).is_ok());
 }

@@ -2,8 +2,8 @@
 
 use dicyc_trainer::model::offset::{base_coordinate, resample, zero_offset_is_exact};
 use dicyc_trainer::model::{
-    Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, InitConfig, OffsetLayer,
-    OffsetSite, Pass,
+    Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, InitConfig, OffsetForm,
+    OffsetLayer, OffsetSite, Pass,
 };
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
@@ -15,6 +15,7 @@ fn tiny_config() -> GeneratorConfig {
         ngf: 4,
         n_blocks: 2,
         offset_layers: OffsetSite::ALL.to_vec(),
+        offset_form: OffsetForm::PerChannel,
     }
 }
 
@@ -116,7 +117,7 @@ fn shifted_cols(c: &Tensor) -> Tensor {
 #[test]
 fn an_offset_layer_with_zero_weights_is_the_identity() {
     let vs = VarStore::new(Device::Cpu);
-    let layer = OffsetLayer::new(&vs.root(), 3, 0.01);
+    let layer = OffsetLayer::new(&vs.root(), 3, OffsetForm::PerChannel, 0.01);
     tch::no_grad(|| {
         let _ = layer.conv.weight.shallow_clone().zero_();
     });
@@ -291,6 +292,7 @@ fn tensor_names_shapes_and_order_are_exactly_the_cores() {
             ngf: 3,
             n_blocks: 2,
             offset_layers: sites.to_vec(),
+            offset_form: OffsetForm::PerChannel,
         };
         let vs = VarStore::new(Device::Cpu);
         let g = Generator::new(&vs.root(), &config, &InitConfig::default()).unwrap();
@@ -313,4 +315,54 @@ fn tensor_names_shapes_and_order_are_exactly_the_cores() {
         assert_eq!(g.tensor_names(), expected, "offset layers {sites:?}");
         assert_eq!(vs.variables().len(), expected.len());
     }
+}
+
+#[test]
+fn a_shared_offset_layer_moves_every_channel_by_one_field() {
+    tch::manual_seed(3);
+    let vs = VarStore::new(Device::Cpu);
+    let layer = OffsetLayer::new(&vs.root(), 3, OffsetForm::Shared, 0.5);
+    assert_eq!(
+        layer.conv.weight.size(),
+        vec![2, 3, 3, 3],
+        "C → 2: one (dy, dx)"
+    );
+    let x = Tensor::rand([1, 3, 8, 8], (Kind::Float, Device::Cpu));
+    let offsets = layer.offsets(&x);
+    assert_eq!(offsets.size(), vec![1, 2, 8, 8]);
+    // The same as the per-channel resampling with the one field repeated for each channel.
+    let repeated = offsets.repeat([1, 3, 1, 1]);
+    let expected = resample(&x, &repeated);
+    assert!(layer.forward(&x).equal(&expected));
+    // Zero weights and bias: the identity, as for the per-channel form.
+    tch::no_grad(|| {
+        let _ = layer.conv.weight.shallow_clone().zero_();
+        let _ = layer.conv.bias.shallow_clone().zero_();
+    });
+    assert!(layer.forward(&x).equal(&x));
+}
+
+#[test]
+fn the_deformed_pass_reports_the_offsets_it_applied() {
+    tch::manual_seed(4);
+    let vs = VarStore::new(Device::Cpu);
+    let config = GeneratorConfig {
+        offset_form: OffsetForm::Shared,
+        ..tiny_config()
+    };
+    let g = Generator::new(&vs.root(), &config, &InitConfig::default()).unwrap();
+    let x = Tensor::rand([1, 1, 16, 16], (Kind::Float, Device::Cpu));
+    let (y, offsets) = g.forward_deformed_with_offsets(&x);
+    assert!(y.equal(&g.forward(&x, Pass::Deformed)));
+    let shapes: Vec<Vec<i64>> = offsets.iter().map(|o| o.size()).collect();
+    assert_eq!(
+        shapes,
+        vec![
+            vec![1, 2, 16, 16],
+            vec![1, 2, 16, 16],
+            vec![1, 2, 8, 8],
+            vec![1, 2, 4, 4]
+        ],
+        "input, down1, down2, block0 sites, one field each"
+    );
 }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use dicyc_trainer::cli::train::{run, TrainArgs};
-use dicyc_trainer::model::{DiscriminatorConfig, GeneratorConfig, OffsetSite};
+use dicyc_trainer::model::{DiscriminatorConfig, GeneratorConfig, OffsetForm, OffsetSite};
 use dicyc_trainer::source::UnpairedSlices;
 use dicyc_trainer::train::checkpoint::RunState;
 use dicyc_trainer::train::config::{DataConfig, SyntheticConfig};
@@ -93,6 +93,51 @@ fn every_loss_is_finite_and_the_generator_loss_drops_on_a_fixed_batch() {
             "{model:?}: generator loss {before} -> {after}"
         );
     }
+}
+
+#[test]
+fn the_study_variants_terms_enter_the_loss_and_train() {
+    // Shared fields, offset penalties and an undeformed-pass GAN term: each is logged, is
+    // part of the total, and a few steps of each keep every loss finite.
+    let base = tiny_config(ModelKind::Dicyclegan);
+    let (a, b) = fixed_batch(&base);
+    let mut penalised = base.clone();
+    penalised.generator.offset_form = OffsetForm::Shared;
+    penalised.loss.offset_magnitude = 0.5;
+    penalised.loss.offset_smoothness = 2.0;
+    penalised.loss.gan_undeformed = 0.3;
+    let mut trainer = Trainer::new(penalised.clone(), Device::Cpu).unwrap();
+    let first = trainer.train_step(&a, &b).unwrap();
+    assert!(
+        first.offset > 0.0 && first.gan_undeformed > 0.0,
+        "{first:?}"
+    );
+    let weighted = first.gan * penalised.loss.gan
+        + first.cycle * penalised.loss.cycle
+        + first.dicycle * penalised.loss.dicycle
+        + first.alignment * penalised.loss.alignment
+        + first.gan_undeformed * penalised.loss.gan_undeformed
+        + first.offset;
+    assert!(
+        (weighted - first.g_total).abs() <= 1e-4 * first.g_total.abs(),
+        "total {} vs the weighted terms {weighted}",
+        first.g_total
+    );
+    for _ in 0..4 {
+        assert!(trainer.train_step(&a, &b).unwrap().all_finite());
+    }
+    // Off by default: the terms are 0 and the offsets' shapes are per channel.
+    let mut plain = Trainer::new(base, Device::Cpu).unwrap();
+    let l = plain.train_step(&a, &b).unwrap();
+    assert_eq!((l.offset, l.gan_undeformed), (0.0, 0.0));
+    // CycleGAN ignores them (no offsets, no undeformed/deformed distinction).
+    let mut cyc = penalised;
+    cyc.model = ModelKind::Cyclegan;
+    let l = Trainer::new(cyc, Device::Cpu)
+        .unwrap()
+        .train_step(&a, &b)
+        .unwrap();
+    assert_eq!((l.offset, l.gan_undeformed), (0.0, 0.0));
 }
 
 fn parameters(checkpoint: &Path) -> Vec<(String, Tensor)> {

@@ -19,7 +19,7 @@ use tch::nn::Path;
 use tch::Tensor;
 
 use super::init::{conv_params, Conv, InitConfig};
-use super::offset::OffsetLayer;
+use super::offset::{OffsetForm, OffsetLayer};
 use super::{conv2d, instance_norm};
 
 pub use dicyc_core::{OffsetSite, Pass};
@@ -63,6 +63,9 @@ pub struct GeneratorConfig {
     /// Which offset layers exist (empty = the CycleGAN generator).
     #[serde(with = "site_names")]
     pub offset_layers: Vec<OffsetSite>,
+    /// Per-channel displacement fields (the default) or one field per site shared by all
+    /// channels.
+    pub offset_form: OffsetForm,
 }
 
 impl Default for GeneratorConfig {
@@ -74,6 +77,7 @@ impl Default for GeneratorConfig {
             ngf: 64,
             n_blocks: 9,
             offset_layers: OffsetSite::ALL.to_vec(),
+            offset_form: OffsetForm::PerChannel,
         }
     }
 }
@@ -91,7 +95,7 @@ impl GeneratorConfig {
             .fold(0, |bits, site| bits | site.bit())
     }
 
-    /// Checks the limits the core accepts (DESIGN §3) with messages naming the field.
+    /// Checks the limits the core accepts (docs/DESIGN.md §2.1) with messages naming the field.
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
             (1..=64).contains(&self.in_channels) && (1..=64).contains(&self.out_channels),
@@ -171,6 +175,7 @@ impl Generator {
                 offsets[site as usize] = Some(OffsetLayer::new(
                     &path,
                     config.offset_channels(site),
+                    config.offset_form,
                     init.offset_std,
                 ));
             }
@@ -258,9 +263,22 @@ impl Generator {
         out
     }
 
-    fn maybe_offset(&self, site: OffsetSite, x: Tensor, pass: Pass) -> Tensor {
+    fn maybe_offset(
+        &self,
+        site: OffsetSite,
+        x: Tensor,
+        pass: Pass,
+        collect: &mut Option<Vec<Tensor>>,
+    ) -> Tensor {
         match (&self.offsets[site as usize], pass) {
-            (Some(layer), Pass::Deformed) => layer.forward(&x),
+            (Some(layer), Pass::Deformed) => {
+                let offsets = layer.offsets(&x);
+                let y = super::offset::resample(&x, &offsets);
+                if let Some(all) = collect {
+                    all.push(offsets);
+                }
+                y
+            }
             _ => x,
         }
     }
@@ -268,7 +286,19 @@ impl Generator {
     /// Runs the generator on `x` `[N, in, H, W]` (H, W multiples of 4); output
     /// `[N, out, H, W]` in (−1, 1).
     pub fn forward(&self, x: &Tensor, pass: Pass) -> Tensor {
-        let x = self.maybe_offset(OffsetSite::Input, x.shallow_clone(), pass);
+        self.run(x, pass, &mut None)
+    }
+
+    /// The deformed pass, also returning each offset layer's predicted offsets `[N, 2F, h, w]`
+    /// (in feature-map pixels, input site first): for penalties on the offsets.
+    pub fn forward_deformed_with_offsets(&self, x: &Tensor) -> (Tensor, Vec<Tensor>) {
+        let mut offsets = Some(Vec::new());
+        let y = self.run(x, Pass::Deformed, &mut offsets);
+        (y, offsets.unwrap_or_default())
+    }
+
+    fn run(&self, x: &Tensor, pass: Pass, collect: &mut Option<Vec<Tensor>>) -> Tensor {
+        let x = self.maybe_offset(OffsetSite::Input, x.shallow_clone(), pass, collect);
         let x = conv2d(
             &x.reflection_pad2d([3, 3, 3, 3]),
             &self.stem.weight,
@@ -277,11 +307,11 @@ impl Generator {
             0,
         );
         let x = instance_norm(&x).relu();
-        let x = self.maybe_offset(OffsetSite::Down1, x, pass);
+        let x = self.maybe_offset(OffsetSite::Down1, x, pass, collect);
         let x = instance_norm(&conv2d(&x, &self.down[0].weight, &self.down[0].bias, 2, 1)).relu();
-        let x = self.maybe_offset(OffsetSite::Down2, x, pass);
+        let x = self.maybe_offset(OffsetSite::Down2, x, pass, collect);
         let x = instance_norm(&conv2d(&x, &self.down[1].weight, &self.down[1].bias, 2, 1)).relu();
-        let mut x = self.maybe_offset(OffsetSite::FirstBlock, x, pass);
+        let mut x = self.maybe_offset(OffsetSite::FirstBlock, x, pass, collect);
         for block in &self.blocks {
             let y = conv2d(
                 &x.reflection_pad2d([1, 1, 1, 1]),

@@ -15,7 +15,7 @@ pub mod offset;
 pub use discriminator::{Discriminator, DiscriminatorConfig};
 pub use generator::{Generator, GeneratorConfig, OffsetSite, Pass};
 pub use init::InitConfig;
-pub use offset::OffsetLayer;
+pub use offset::{OffsetForm, OffsetLayer};
 
 use tch::Tensor;
 

@@ -1,4 +1,4 @@
-//! The offset layer (DESIGN §2, "ConvOffset2D" form): a 3×3 'same' (zero-padded) conv
+//! The offset layer (docs/DESIGN.md §2.2, "ConvOffset2D" form): a 3×3 'same' (zero-padded) conv
 //! `C → 2C` predicts, per input channel `c` and pixel, a row offset `dy` (output channel
 //! `2c`) and a column offset `dx` (channel `2c + 1`) in feature-map pixels; channel `c` is then
 //! resampled bilinearly at `(y + dy, x + dx)` with coordinates clamped to the border.
@@ -28,6 +28,8 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
+use serde::{Deserialize, Serialize};
+
 use tch::nn::Path;
 use tch::{Device, Tensor};
 
@@ -36,23 +38,55 @@ use super::init::{conv_params, Conv};
 /// `grid_sampler_2d`'s `align_corners`: see the module documentation for why it is false.
 const ALIGN_CORNERS: bool = false;
 
+/// What an offset layer predicts per pixel.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum OffsetForm {
+    /// One `(dy, dx)` per input channel (the "ConvOffset2D" form): conv `C → 2C`. Each
+    /// channel may move on its own, so the layer can also act as a per-channel sub-pixel
+    /// filter, i.e. change appearance, not only geometry.
+    #[default]
+    PerChannel,
+    /// One `(dy, dx)` shared by all channels (Dai et al.'s deformable conv with one
+    /// deformable group): conv `C → 2`. The layer can only move features, not re-colour them.
+    Shared,
+}
+
+impl OffsetForm {
+    /// Displacement fields predicted for `channels` feature channels.
+    pub fn fields(self, channels: i64) -> i64 {
+        match self {
+            OffsetForm::PerChannel => channels,
+            OffsetForm::Shared => 1,
+        }
+    }
+}
+
 /// One offset layer over `channels` feature channels.
 #[derive(Debug)]
 pub struct OffsetLayer {
     /// Number of channels it resamples.
     pub channels: i64,
-    /// The offset-predicting conv: weight `[2C, C, 3, 3]`, bias `[2C]`.
+    /// Per-channel or shared displacement fields.
+    pub form: OffsetForm,
+    /// The offset-predicting conv: weight `[2F, C, 3, 3]`, bias `[2F]`, with `F` fields
+    /// ([`OffsetForm::fields`]).
     pub conv: Conv,
 }
 
 impl OffsetLayer {
     /// Creates the layer's conv under `path` (`<path>.weight`, `<path>.bias`).
-    pub fn new(path: &Path, channels: i64, std: f64) -> OffsetLayer {
-        let conv = conv_params(path, [2 * channels, channels, 3, 3], 2 * channels, std);
-        OffsetLayer { channels, conv }
+    pub fn new(path: &Path, channels: i64, form: OffsetForm, std: f64) -> OffsetLayer {
+        let out = 2 * form.fields(channels);
+        let conv = conv_params(path, [out, channels, 3, 3], out, std);
+        OffsetLayer {
+            channels,
+            form,
+            conv,
+        }
     }
 
-    /// The predicted offsets `[N, 2C, H, W]` (channel `2c` = dy, `2c + 1` = dx).
+    /// The predicted offsets `[N, 2F, H, W]` (channel `2f` = dy, `2f + 1` = dx of field `f`).
     pub fn offsets(&self, x: &Tensor) -> Tensor {
         super::conv2d(x, &self.conv.weight, &self.conv.bias, 1, 1)
     }
@@ -63,12 +97,20 @@ impl OffsetLayer {
     }
 }
 
-/// Resamples every channel of `x` `[N, C, H, W]` at its own per-pixel offsets
-/// `offsets` `[N, 2C, H, W]` (channel `2c` = dy rows, `2c + 1` = dx columns, in pixels):
+/// Resamples every channel of `x` `[N, C, H, W]` at per-pixel offsets `offsets`
+/// `[N, 2C, H, W]` (channel `2c` = dy rows, `2c + 1` = dx columns of channel `c`, in pixels)
+/// or `[N, 2, H, W]` (one field for all channels):
 /// `out[n, c, y, x] = bilinear(x[n, c], clamp(y + dy), clamp(x + dx))`.
 pub fn resample(x: &Tensor, offsets: &Tensor) -> Tensor {
     let (n, c, h, w) = x.size4().expect("resample: input must be [N, C, H, W]");
-    let per_channel = offsets.reshape([n * c, 2, h, w]);
+    let per_channel = if offsets.size()[1] == 2 && c > 1 {
+        offsets
+            .unsqueeze(1)
+            .expand([n, c, 2, h, w], false)
+            .reshape([n * c, 2, h, w])
+    } else {
+        offsets.reshape([n * c, 2, h, w])
+    };
     let dy = per_channel.select(1, 0);
     let dx = per_channel.select(1, 1);
     // One pixel is 2/len in normalised coordinates (align_corners = false). A zero offset

@@ -1,6 +1,6 @@
 //! The full training configuration: one TOML file (`config.toml` in every run directory,
-//! re-usable with `--config`). Every [ours] choice of DESIGN §2 is a field here, with the
-//! DESIGN default; [`TrainConfig::paper`] and [`TrainConfig::small`] are the presets.
+//! re-usable with `--config`). Every [ours] choice of docs/DESIGN.md §2 is a field here, with the
+//! default given there; [`TrainConfig::paper`] and [`TrainConfig::small`] are the presets.
 
 use std::path::{Path, PathBuf};
 
@@ -33,7 +33,7 @@ pub enum Preset {
     Small,
 }
 
-/// Loss weights (DESIGN §2 defaults).
+/// Loss weights (docs/DESIGN.md §2.5 defaults).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LossConfig {
@@ -48,6 +48,16 @@ pub struct LossConfig {
     /// λ_idt, CycleGAN's convention: the identity L1 is weighted `identity · cycle`
     /// (0 = off; CycleGAN used 0.5). Needs in_channels == out_channels.
     pub identity: f64,
+    /// [ours] Weight of a GAN loss on the *undeformed* outputs as well (DicycleGAN only;
+    /// 0 = off, the paper's form). Without it only the deformed pass is asked to look like
+    /// the target domain, so the offset layers may carry part of the appearance mapping.
+    pub gan_undeformed: f64,
+    /// [ours] Weight of the mean squared offset (feature-map pixels², every offset layer,
+    /// both generators, deformed pass; 0 = off): keeps displacements small.
+    pub offset_magnitude: f64,
+    /// [ours] Weight of the offsets' roughness: mean squared difference between neighbouring
+    /// pixels' offsets (0 = off): favours smooth displacement fields.
+    pub offset_smoothness: f64,
     /// The Parzen-window NMI.
     pub nmi: NmiConfig,
 }
@@ -60,12 +70,15 @@ impl Default for LossConfig {
             dicycle: 10.0,
             alignment: 0.9,
             identity: 0.0,
+            gan_undeformed: 0.0,
+            offset_magnitude: 0.0,
+            offset_smoothness: 0.0,
             nmi: NmiConfig::default(),
         }
     }
 }
 
-/// Adam settings (CycleGAN / DESIGN §2).
+/// Adam settings (CycleGAN / docs/DESIGN.md §2.6).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OptimConfig {
@@ -90,7 +103,7 @@ impl Default for OptimConfig {
     }
 }
 
-/// The learning-rate schedule and early stop (DESIGN §2 "Training").
+/// The learning-rate schedule and early stop (docs/DESIGN.md §2.6).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ScheduleConfig {
@@ -243,7 +256,7 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
-    /// The paper's setting (DESIGN §2), on synthetic 128×128 data until real data is given.
+    /// The paper's setting (docs/DESIGN.md §2), on synthetic 128×128 data until real data is given.
     pub fn paper() -> TrainConfig {
         TrainConfig {
             model: ModelKind::Dicyclegan,
@@ -382,6 +395,9 @@ impl TrainConfig {
             ("dicycle", l.dicycle),
             ("alignment", l.alignment),
             ("identity", l.identity),
+            ("gan_undeformed", l.gan_undeformed),
+            ("offset_magnitude", l.offset_magnitude),
+            ("offset_smoothness", l.offset_smoothness),
         ] {
             anyhow::ensure!(
                 w >= 0.0 && w.is_finite(),

@@ -1,6 +1,6 @@
 //! The training loop: one generator step (both directions, discriminators frozen), then
 //! one discriminator step on pooled, detached fakes — CycleGAN's order — with DicycleGAN's
-//! losses (DESIGN §2), the paper's schedule, checkpoints and logs.
+//! losses (docs/DESIGN.md §2.5), the paper's schedule (§2.6), checkpoints and logs.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -282,16 +282,30 @@ impl Trainer {
         let deforms = m.g_ab.has_offsets() || m.g_ba.has_offsets();
         let und_b = m.g_ab.forward(a, Pass::Undeformed);
         let und_a = m.g_ba.forward(b, Pass::Undeformed);
-        let (def_b, def_a) = if deforms {
+        let zero = || Tensor::zeros([], (Kind::Float, self.device));
+        let penalised = dicyc && (l.offset_magnitude > 0.0 || l.offset_smoothness > 0.0);
+        let (def_b, def_a, offset) = if deforms && penalised {
+            let (def_b, mut offsets) = m.g_ab.forward_deformed_with_offsets(a);
+            let (def_a, more) = m.g_ba.forward_deformed_with_offsets(b);
+            offsets.extend(more);
+            let penalty = offset_penalty(&offsets, l.offset_magnitude, l.offset_smoothness)
+                .unwrap_or_else(zero);
+            (def_b, def_a, penalty)
+        } else if deforms {
             (
                 m.g_ab.forward(a, Pass::Deformed),
                 m.g_ba.forward(b, Pass::Deformed),
+                zero(),
             )
         } else {
-            (und_b.shallow_clone(), und_a.shallow_clone())
+            (und_b.shallow_clone(), und_a.shallow_clone(), zero())
         };
-        let zero = || Tensor::zeros([], (Kind::Float, self.device));
         let gan = lsgan(&m.d_b.forward(&def_b), true) + lsgan(&m.d_a.forward(&def_a), true);
+        let gan_undeformed = if dicyc && deforms && l.gan_undeformed > 0.0 {
+            lsgan(&m.d_b.forward(&und_b), true) + lsgan(&m.d_a.forward(&und_a), true)
+        } else {
+            zero()
+        };
         let cycle = l1(&m.g_ba.forward(&und_b, Pass::Undeformed), a)
             + l1(&m.g_ab.forward(&und_a, Pass::Undeformed), b);
         let dicycle = if dicyc && l.dicycle > 0.0 {
@@ -317,7 +331,9 @@ impl Trainer {
             + &cycle * l.cycle
             + &dicycle * dicycle_w
             + &alignment * alignment_w
-            + &identity * (l.identity * l.cycle);
+            + &identity * (l.identity * l.cycle)
+            + &gan_undeformed * l.gan_undeformed
+            + &offset;
         let v = |t: &Tensor| t.double_value(&[]);
         let parts = StepLosses {
             g_total: v(&total),
@@ -326,6 +342,8 @@ impl Trainer {
             dicycle: v(&dicycle),
             alignment: v(&alignment),
             identity: v(&identity),
+            gan_undeformed: v(&gan_undeformed),
+            offset: v(&offset),
             ..StepLosses::default()
         };
         (total, parts, (def_b.detach(), def_a.detach()))
@@ -685,6 +703,36 @@ impl Trainer {
         plots::sample_grid(&run_dir.join("samples").join(format!("{name}.png")), &rows)?;
         plots::loss_curves(&run_dir.join("curves"), history)
     }
+}
+
+/// The weighted offset penalty over every offset layer's predicted offsets `[N, 2F, h, w]`:
+/// `magnitude · mean_l mean(o²) + smoothness · mean_l (mean(Δ_y o²) + mean(Δ_x o²))`, each
+/// layer weighing the same whatever its size; `None` without layers.
+fn offset_penalty(offsets: &[Tensor], magnitude: f64, smoothness: f64) -> Option<Tensor> {
+    let n = offsets.len();
+    if n == 0 {
+        return None;
+    }
+    let mut total: Option<Tensor> = None;
+    for o in offsets {
+        let mut term = o.square().mean(Kind::Float) * magnitude;
+        if smoothness > 0.0 {
+            let (h, w) = (o.size()[2], o.size()[3]);
+            if h > 1 {
+                let dy = o.narrow(2, 1, h - 1) - o.narrow(2, 0, h - 1);
+                term += dy.square().mean(Kind::Float) * smoothness;
+            }
+            if w > 1 {
+                let dx = o.narrow(3, 1, w - 1) - o.narrow(3, 0, w - 1);
+                term += dx.square().mean(Kind::Float) * smoothness;
+            }
+        }
+        total = Some(match total {
+            Some(t) => t + term,
+            None => term,
+        });
+    }
+    total.map(|t| t / n as f64)
 }
 
 /// `e` as the reason a run stopped, naming the last good checkpoint: the one this call wrote

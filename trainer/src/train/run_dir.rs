@@ -12,8 +12,10 @@ use serde::{Deserialize, Serialize};
 use super::checkpoint::write_atomic;
 use super::config::TrainConfig;
 
-/// The losses of one optimisation step.
+/// The losses of one optimisation step. Fields a run's `losses.jsonl` lacks (written before
+/// a term existed) read as 0.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct StepLosses {
     /// Global step (1-based: the step that produced these losses).
     pub step: u64,
@@ -33,6 +35,11 @@ pub struct StepLosses {
     pub alignment: f64,
     /// Identity L1 (0 when off).
     pub identity: f64,
+    /// LSGAN generator loss on the undeformed outputs (0 when `loss.gan_undeformed` is off).
+    pub gan_undeformed: f64,
+    /// Offset penalty: `offset_magnitude · mean(offset²) + offset_smoothness · roughness`,
+    /// already weighted (0 when both are off).
+    pub offset: f64,
     /// Discriminator A's loss.
     pub d_a: f64,
     /// Discriminator B's loss.
@@ -41,19 +48,21 @@ pub struct StepLosses {
 
 impl StepLosses {
     /// Names of the plotted series, in CSV order after `step, epoch, lr`.
-    pub const SERIES: [&'static str; 8] = [
+    pub const SERIES: [&'static str; 10] = [
         "g_total",
         "gan",
         "cycle",
         "dicycle",
         "alignment",
         "identity",
+        "gan_undeformed",
+        "offset",
         "d_a",
         "d_b",
     ];
 
     /// The plotted values in [`Self::SERIES`] order.
-    pub fn values(&self) -> [f64; 8] {
+    pub fn values(&self) -> [f64; 10] {
         [
             self.g_total,
             self.gan,
@@ -61,6 +70,8 @@ impl StepLosses {
             self.dicycle,
             self.alignment,
             self.identity,
+            self.gan_undeformed,
+            self.offset,
             self.d_a,
             self.d_b,
         ]
@@ -80,7 +91,8 @@ pub struct RunDir {
     csv: File,
 }
 
-const CSV_HEADER: &str = "step,epoch,lr,g_total,gan,cycle,dicycle,alignment,identity,d_a,d_b";
+const CSV_HEADER: &str =
+    "step,epoch,lr,g_total,gan,cycle,dicycle,alignment,identity,gan_undeformed,offset,d_a,d_b";
 
 impl RunDir {
     /// Creates a fresh run directory (refusing one that already holds a run) and writes
