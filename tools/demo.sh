@@ -7,7 +7,7 @@
 #   3. a short DicycleGAN training run (small CPU preset) on PD -> deformed T2;
 #   4. export to the core's fp16 weight files plus golden bundles;
 #   5. a device flash image, and `firmware-sim verify`: the heap-free core on the device
-#      against libtorch, both passes, within the DESIGN tolerances;
+#      against libtorch, both passes, within the tolerances of docs/DESIGN.md §3.3;
 #   6. `firmware-sim run`: the device synthesises a whole test PD volume (T2 units);
 #   7. synthesis of the test volumes and the paper-style evaluation table.
 # Everything lands in $DICYC_OUT (default out/demo). DEMO_STEPS sets the training length.

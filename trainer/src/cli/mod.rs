@@ -6,6 +6,7 @@ pub mod data;
 pub mod eval;
 pub mod export;
 pub mod smoke;
+pub mod study;
 pub mod synth;
 pub mod train;
 
@@ -35,6 +36,9 @@ pub enum Command {
     Synth(synth::SynthArgs),
     /// Quantize a checkpoint into the core's weight files (fp16) and write golden bundles.
     Export(export::ExportArgs),
+    /// The paper's experiment grid (variants × settings × seeds), resumable and parallel,
+    /// with the results page.
+    Study(study::StudyArgs),
 }
 
 impl Cli {
@@ -52,6 +56,7 @@ impl Cli {
             Command::Eval(args) => eval::run(&args),
             Command::Synth(args) => synth::run(&args),
             Command::Export(args) => export::run(&args),
+            Command::Study(args) => study::run(&args),
         }
     }
 }

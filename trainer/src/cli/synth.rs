@@ -7,30 +7,19 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use tch::nn::VarStore;
-use tch::{Device, Kind, Tensor};
 
 use dicyc_core::format::WeightFile;
 use dicyc_core::{required_scratch_bytes, synthesize, Pass as CorePass};
 use dicyc_firmware_sim::run::{ensure_single_channel, synthesize_slices};
 
 use crate::data::nifti_io::{is_nifti_path, list_volumes, read_volume, write_volume};
-use crate::data::preprocess::{pad_to_multiple_of_4, prepare, restore, PreprocessOptions};
+use crate::data::preprocess::PreprocessOptions;
 use crate::data::sampling::DataStats;
 use crate::device::DeviceChoice;
-use crate::model::generator::{Generator, Pass};
-use crate::train::TrainConfig;
+pub use crate::inference::{latest_checkpoint, load_generator, Direction, LoadedGenerator};
+use crate::model::generator::Pass;
 
-/// Which generator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Direction {
-    /// Domain A → B (`g_ab`), e.g. PD → T2.
-    A2b,
-    /// Domain B → A (`g_ba`).
-    B2a,
-}
-
-/// Which pass (DESIGN §2): `undeformed` is aligned with the source (the default).
+/// Which pass (docs/DESIGN.md §2.3): `undeformed` is aligned with the source (the default).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PassArg {
     /// Bypass the offset layers: aligned with the source.
@@ -77,61 +66,6 @@ pub struct SynthArgs {
     /// without it outputs use the source volume's own intensity map and default preprocessing).
     #[arg(long)]
     pub stats: Option<PathBuf>,
-}
-
-/// The checkpoint folder `checkpoints/latest` points to.
-pub fn latest_checkpoint(run: &Path) -> Result<PathBuf> {
-    let pointer = run.join("checkpoints").join("latest");
-    let name = std::fs::read_to_string(&pointer).with_context(|| {
-        format!(
-            "{} has no checkpoint ({} missing): train first, or pass --checkpoint",
-            run.display(),
-            pointer.display()
-        )
-    })?;
-    Ok(run.join("checkpoints").join(name.trim()))
-}
-
-/// A generator loaded from a run's checkpoint.
-pub struct LoadedGenerator {
-    /// Keeps the weights alive.
-    pub vs: VarStore,
-    /// The network.
-    pub generator: Generator,
-    /// Where it runs.
-    pub device: Device,
-}
-
-/// Loads `g_ab` or `g_ba` of a run (config.toml) from a checkpoint folder.
-pub fn load_generator(
-    run: &Path,
-    checkpoint: &Path,
-    direction: Direction,
-    device: Device,
-) -> Result<LoadedGenerator> {
-    let config = TrainConfig::load(&run.join("config.toml"))?;
-    let gcfg = match direction {
-        Direction::A2b => config.effective_generator(),
-        Direction::B2a => config.effective_generator_ba(),
-    };
-    let mut vs = VarStore::new(device);
-    let generator = Generator::new(&vs.root(), &gcfg, &config.init)?;
-    let file = checkpoint.join(match direction {
-        Direction::A2b => "g_ab.safetensors",
-        Direction::B2a => "g_ba.safetensors",
-    });
-    vs.load(&file).with_context(|| {
-        format!(
-            "loading {} (does it match {}?)",
-            file.display(),
-            run.join("config.toml").display()
-        )
-    })?;
-    Ok(LoadedGenerator {
-        vs,
-        generator,
-        device,
-    })
 }
 
 /// The output path of `input` in `out` (file name kept; `.nii.gz` added when it has no
@@ -273,40 +207,13 @@ pub fn run(a: &SynthArgs) -> Result<()> {
     let pb = slice_bar(count_slices(&inputs));
     for path in &inputs {
         let v = read_volume(path)?;
-        let prep = prepare(&v, &opts);
-        let target = match (&stats, a.direction) {
-            (Some(s), Direction::A2b) => s.b,
-            (Some(s), Direction::B2a) => s.a,
-            (None, _) => prep.norm,
-        };
-        let padded: Vec<_> = prep
-            .slices
-            .iter()
-            .map(|s| pad_to_multiple_of_4(&s.view(), prep.fill))
-            .collect();
-        let mut outputs = Vec::with_capacity(padded.len());
-        for chunk in padded.chunks(a.batch) {
-            let (h, w) = chunk[0].dim();
-            let buf: Vec<f32> = chunk.iter().flat_map(|s| s.iter().copied()).collect();
-            let x = Tensor::from_slice(&buf)
-                .view([chunk.len() as i64, 1, h as i64, w as i64])
-                .to_device(g.device);
-            let y = tch::no_grad(|| g.generator.forward(&x, pass))
-                .to_kind(Kind::Float)
-                .to_device(Device::Cpu)
-                .contiguous();
-            let flat =
-                Vec::<f32>::try_from(y.flatten(0, -1)).context("reading the generator's output")?;
-            for (i, _) in chunk.iter().enumerate() {
-                let s = ndarray::Array2::from_shape_vec(
-                    (h, w),
-                    flat[i * h * w..(i + 1) * h * w].to_vec(),
-                )?;
-                outputs.push(s);
-            }
-            pb.inc(chunk.len() as u64);
-        }
-        let data = restore(&outputs, &prep, &target);
+        let target = stats.as_ref().map(|s| match a.direction {
+            Direction::A2b => s.b,
+            Direction::B2a => s.a,
+        });
+        let data = g
+            .synthesize_volume(&v, &opts, target, pass, a.batch, |n| pb.inc(n as u64))
+            .with_context(|| format!("synthesising {}", path.display()))?;
         let dest = output_path(&a.out, path)?;
         let mut header = v.header.clone();
         let _ = header.set_description_str(format!("dicyc synth {:?} {:?}", a.direction, a.pass));
@@ -320,6 +227,5 @@ pub fn run(a: &SynthArgs) -> Result<()> {
         t0.elapsed().as_secs_f64(),
         ckpt.display()
     );
-    let _ = &g.vs;
     Ok(())
 }

@@ -24,8 +24,11 @@ pub struct VolumeMetrics {
     #[serde(with = "inf_as_string")]
     pub psnr: f64,
     /// Global SSIM (the paper's formula over the whole volume).
+    #[serde(with = "inf_as_string")]
     pub ssim_global: f64,
-    /// Windowed Gaussian SSIM (11, σ 1.5), mean over slices' windows.
+    /// Windowed Gaussian SSIM (11, σ 1.5), mean over slices' windows; NaN when no window
+    /// fits.
+    #[serde(with = "inf_as_string")]
     pub ssim_window: f64,
     /// Voxels counted.
     pub voxels: usize,
@@ -67,7 +70,8 @@ pub mod inf_as_string {
     }
 }
 
-fn selected(
+/// The `(x, y)` value pairs of the voxels inside the mask (all without one), as f64.
+pub(crate) fn selected(
     x: &ArrayView3<'_, f32>,
     y: &ArrayView3<'_, f32>,
     mask: Option<&ArrayView3<'_, f32>>,

@@ -1,6 +1,8 @@
 //! Evaluation: per-volume metrics of synthesized volumes against source-aligned ground
 //! truths, paper-style tables and example-slice figures.
 
+pub mod alignment;
+pub mod canvas;
 pub mod figure;
 pub mod metrics;
 pub mod table;
@@ -13,6 +15,7 @@ use ndarray::{Array3, Axis};
 
 use crate::data::nifti_io::{list_volumes, read_volume, stem};
 
+pub use alignment::{alignment_metrics, AlignmentMetrics};
 pub use metrics::{volume_metrics, VolumeMetrics};
 pub use table::DirectionResult;
 
