@@ -1,11 +1,10 @@
 //! `trainer study` end to end on the tiny scale (phantom data, a few steps): two cells, the
-//! study killed with SIGKILL while it runs and started again, against an uninterrupted study;
+//! study and its cell processes killed with SIGKILL while it runs and started again, against an uninterrupted study;
 //! a failing cell is reported on the page and in the exit status.
 //!
 //! The study runs each cell in a child process of the `trainer` binary, so these tests run
 //! the real binary (not the in-process runner).
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -41,6 +40,26 @@ fn records(dir: &Path) -> Vec<(PathBuf, serde_json::Value)> {
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
+}
+
+/// SIGKILLs the `--run-cell` processes whose command line names `dir`.
+fn kill_cells_of(dir: &Path) {
+    let needle = dir.to_string_lossy().into_owned();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|&b| b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args.iter().any(|a| a == "--run-cell") && args.iter().any(|a| *a == needle) {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    }
 }
 
 #[test]
@@ -83,7 +102,6 @@ fn a_killed_study_resumes_to_the_uninterrupted_result() {
         .join("cyclegan.deformed.s0")
         .join("eval-000000002.json");
     let mut child = study(&dir)
-        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -95,11 +113,11 @@ fn a_killed_study_resumes_to_the_uninterrupted_result() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let pgid = child.id();
-    let _ = Command::new("kill")
-        .args(["-9", &format!("-{pgid}")])
-        .status();
+    // SIGKILL the study, then every cell process it started (found by their command lines,
+    // which name this test's own study directory): each by its own pid.
+    let _ = child.kill();
     let _ = child.wait();
+    kill_cells_of(&dir);
     assert!(
         first.exists(),
         "the study recorded no evaluation before it was killed"

@@ -66,6 +66,7 @@ fn main() -> anyhow::Result<()> {
         ngf: args.ngf.unwrap_or(if args.quick { 16 } else { 64 }),
         n_blocks: args.blocks.unwrap_or(if args.quick { 3 } else { 9 }),
         offset_layers: OffsetSite::ALL.to_vec(),
+        ..GeneratorConfig::default()
     };
     let core = core_config(&config)?;
     tch::set_num_threads(1);
