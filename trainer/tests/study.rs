@@ -56,7 +56,7 @@ fn kill_cells_of(dir: &Path) {
             .split(|&b| b == 0)
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
-        if args.iter().any(|a| a == "--run-cell") && args.iter().any(|a| *a == needle) {
+        if args.iter().any(|a| a == "--run-cell") && args.contains(&needle) {
             let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
         }
     }
