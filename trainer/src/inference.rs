@@ -15,6 +15,9 @@ use crate::model::generator::{Generator, Pass};
 use crate::train::TrainConfig;
 use dicyc_volume::preprocess::Normalization;
 
+/// Smallest slice side the generator runs on (after padding to a multiple of 4).
+pub const MIN_SIDE: usize = 8;
+
 /// Which generator of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Direction {
@@ -95,6 +98,17 @@ impl LoadedGenerator {
         mut progress: impl FnMut(usize),
     ) -> Result<Array3<f32>> {
         let prep = prepare(v, opts);
+        // Two stride-2 down-samplings and the reflection paddings need at least 8 pixels a
+        // side after padding to a multiple of 4 (libtorch would panic on less).
+        if let Some(s) = prep.slices.first() {
+            let (h, w) = s.dim();
+            let (ph, pw) = (h.div_ceil(4) * 4, w.div_ceil(4) * 4);
+            anyhow::ensure!(
+                ph >= MIN_SIDE && pw >= MIN_SIDE,
+                "its axial slices are {h}×{w} voxels at the working spacing: the generator needs \
+                 at least {MIN_SIDE}×{MIN_SIDE} (pad or resample the volume first)"
+            );
+        }
         let target = target.unwrap_or(prep.norm);
         let padded: Vec<_> = prep
             .slices

@@ -278,3 +278,39 @@ fn eval_run_scores_both_directions_against_their_own_truths_and_masks() {
     );
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+#[test]
+fn synth_refuses_slices_too_small_for_the_generator_without_a_panic() {
+    use dicyc_volume::testing::{f32_bytes, RawNifti};
+    let root: PathBuf = dicyc_volume::testing::scratch_dir("synth", "too-small");
+    let run_dir = root.join("run");
+    tiny_run(&run_dir);
+    for (name, shape) in [("tiny", [1i16, 1, 1]), ("thin", [1, 112, 12])] {
+        let input = root.join(format!("{name}.nii"));
+        let n: usize = shape.iter().map(|&d| d as usize).product();
+        let data = f32_bytes(&(0..n).map(|i| i as f32).collect::<Vec<_>>(), false);
+        std::fs::write(&input, RawNifti::float32(shape).file_bytes(&data)).unwrap();
+        let out = root.join(format!("out-{name}"));
+        let err = run(&[
+            "synth",
+            "--run",
+            s(&run_dir),
+            "--input",
+            s(&input),
+            "--out",
+            s(&out),
+            "--device",
+            "cpu",
+        ])
+        .unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains(&format!("{name}.nii")) && msg.contains("at least 8×8"),
+            "{msg}"
+        );
+        assert!(
+            !out.join(format!("{name}.nii")).exists()
+                && !out.join(format!("{name}.nii.gz")).exists()
+        );
+    }
+}
