@@ -13,21 +13,7 @@ use anyhow::{Context, Result};
 use image::{GrayImage, Luma};
 use ndarray::ArrayView2;
 
-/// Percentile window (lo, hi) of a slice's values.
-fn window(v: &ArrayView2<'_, f32>) -> (f32, f32) {
-    let mut s: Vec<f32> = v.iter().copied().filter(|x| x.is_finite()).collect();
-    if s.is_empty() {
-        return (0.0, 1.0);
-    }
-    s.sort_by(f32::total_cmp);
-    let at = |q: f64| s[((s.len() - 1) as f64 * q).round() as usize];
-    let (lo, hi) = (at(0.01), at(0.99));
-    if hi > lo {
-        (lo, hi)
-    } else {
-        (lo, lo + 1.0)
-    }
-}
+use super::canvas::percentile_window;
 
 fn draw(
     img: &mut GrayImage,
@@ -81,10 +67,10 @@ pub fn write_figure(path: &Path, rows: &[FigureRow<'_>]) -> Result<()> {
     let mut img = GrayImage::from_pixel(width, height, Luma([32]));
     for (r, row) in rows.iter().enumerate() {
         let y0 = gap + r as u32 * (th + gap);
-        let (lo, hi) = window(&row.truth);
+        let (lo, hi) = percentile_window(&row.truth);
         let x = |c: u32| gap + c * (tw + gap);
         if let Some(s) = &row.source {
-            let (slo, shi) = window(s);
+            let (slo, shi) = percentile_window(s);
             draw(&mut img, s, slo, shi, x(0), y0, zoom);
         }
         // The synthesized image shares the truth's window: intensity errors stay visible.
