@@ -1,6 +1,7 @@
 //! `trainer study` end to end on the tiny scale (phantom data, a few steps): two cells, the
 //! study and its cell processes killed with SIGKILL while it runs and started again, against an uninterrupted study;
-//! a failing cell is reported on the page and in the exit status.
+//! a failing cell is reported on the page and in the exit status; undeformed cells are taken
+//! from a study of another field only when the data agree.
 //!
 //! The study runs each cell in a child process of the `trainer` binary, so these tests run
 //! the real binary (not the in-process runner).
@@ -197,4 +198,92 @@ fn the_headline_replaces_only_the_marked_part_of_a_readme() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("marker"), "{err}");
+}
+
+/// `trainer study` with explicit cells and extra arguments, run to completion.
+fn run_study(dir: &Path, cells: &str, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["study", "--scale", "tiny", "--dir"])
+        .arg(dir)
+        .args(["--cells", cells])
+        .args(extra)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn undeformed_cells_are_taken_from_a_study_of_another_field_only_when_the_data_agree() {
+    let cell = "cyclegan.undeformed.s0";
+    let first = scratch_dir("study", "field-8");
+    let out = run_study(&first, cell, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Same scale, another field: the undeformed cell is taken, not trained.
+    let second = scratch_dir("study", "field-4");
+    let from = first.to_string_lossy().into_owned();
+    let out = run_study(
+        &second,
+        cell,
+        &["--field-mm", "4", "--undeformed-from", &from],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("1 finished undeformed cell(s) taken"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("0 to run"),
+        "nothing left to train: {stderr}"
+    );
+    assert_eq!(
+        records(&second),
+        records(&first),
+        "the records are the first study's"
+    );
+    assert!(
+        !second.join("cells").join(cell).join("run").exists(),
+        "no training ran"
+    );
+    let page = std::fs::read_to_string(second.join("RESULTS.md")).unwrap();
+    assert!(
+        page.contains("Taken from the study in") && page.contains(&format!("`{cell}`")),
+        "{page}"
+    );
+
+    // Undeformed data that differ by one byte: refused, naming both studies, nothing taken.
+    let third = scratch_dir("study", "field-4-other-data");
+    let out = run_study(&third, cell, &["--field-mm", "4", "--data-only"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let volume = std::fs::read_dir(third.join("data").join("train").join("pd"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&volume).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&volume, bytes).unwrap();
+    let out = run_study(
+        &third,
+        cell,
+        &["--field-mm", "4", "--undeformed-from", &from],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("undeformed data differ"), "{stderr}");
+    assert!(
+        !third.join("cells").exists() || records(&third).is_empty(),
+        "nothing taken or trained"
+    );
 }

@@ -14,14 +14,15 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use crate::cli::data::{self as data_cli, DataArgs, DataCommand, DeformArgs, SimulateArgs};
-use crate::study::cell::{cell_dir, is_done, run_cell};
+use crate::study::cell::{cell_dir, is_done, run_cell, TAKEN_FROM};
 use crate::study::evaluate::{copy_baseline, EvalRecord};
 use crate::study::figure::{write_fig4, write_ssim_plot};
 use crate::study::page::{best_variant, render, splice_headline, FIG4, FIGDIR, SSIM_PLOT};
 use crate::study::plan::{
-    data_dir, default_variants, variant, Cell, Scale, Setting, StudyPlan, VARIANTS,
+    cell_config, data_dir, default_variants, variant, Cell, Scale, ScaleSpec, Setting, StudyPlan,
+    VARIANTS,
 };
-use crate::train::checkpoint::write_atomic;
+use dicyc_volume::atomic::write_atomic;
 
 /// `trainer study` arguments.
 #[derive(Debug, Clone, Args)]
@@ -30,7 +31,8 @@ pub struct StudyArgs {
     /// `tiny` (tests).
     #[arg(long, value_enum, default_value = "quick")]
     pub scale: Scale,
-    /// Study directory (default `studies/<scale>`); rerun with the same one to continue.
+    /// Study directory (default `studies/<scale>-<field>mm`, e.g. `studies/quick-16mm`);
+    /// rerun with the same one to continue.
     #[arg(long)]
     pub dir: Option<PathBuf>,
     /// Cells run at once (each a process with one libtorch thread).
@@ -67,6 +69,12 @@ pub struct StudyArgs {
     /// study's parameters: a study directory holds one field).
     #[arg(long, value_name = "MM")]
     pub field_mm: Option<f64>,
+    /// Take the finished undeformed cells from this other study of the same scale and
+    /// parameters (only its field may differ: the field does not enter an undeformed cell),
+    /// after checking that both hold the same undeformed data; saves retraining half the
+    /// grid when only the field changes.
+    #[arg(long, value_name = "DIR")]
+    pub undeformed_from: Option<PathBuf>,
     /// Only make the data and the copy baseline, and write the page: to see what copying
     /// the deformation costs before training anything.
     #[arg(long)]
@@ -77,9 +85,15 @@ pub struct StudyArgs {
 }
 
 impl StudyArgs {
-    fn dir(&self) -> PathBuf {
+    /// The study directory: `--dir`, or one named for the scale and the field (a directory
+    /// holds one field, so studies of two fields never collide).
+    fn dir(&self, spec: &ScaleSpec) -> PathBuf {
         self.dir.clone().unwrap_or_else(|| {
-            PathBuf::from("studies").join(format!("{:?}", self.scale).to_lowercase())
+            PathBuf::from("studies").join(format!(
+                "{}-{}mm",
+                format!("{:?}", self.scale).to_lowercase(),
+                spec.field_mm
+            ))
         })
     }
 
@@ -125,15 +139,6 @@ struct Outputs {
 
 /// Runs `trainer study`.
 pub fn run(a: &StudyArgs) -> Result<()> {
-    let dir = a.dir();
-    let outputs = Outputs {
-        page: a.page.clone(),
-        readme: a.readme.clone(),
-    };
-    if let Some(name) = &a.run_cell {
-        return run_child(&dir, name);
-    }
-    let t0 = Instant::now();
     let mut spec = a.scale.spec();
     if let Some(mm) = a.field_mm {
         anyhow::ensure!(
@@ -142,6 +147,15 @@ pub fn run(a: &StudyArgs) -> Result<()> {
         );
         spec.field_mm = mm;
     }
+    let dir = a.dir(&spec);
+    let outputs = Outputs {
+        page: a.page.clone(),
+        readme: a.readme.clone(),
+    };
+    if let Some(name) = &a.run_cell {
+        return run_child(&dir, name);
+    }
+    let t0 = Instant::now();
     let mut plan = match StudyPlan::load(&dir)? {
         Some(plan) => {
             plan.check_spec(a.scale, &spec, &dir)?;
@@ -178,6 +192,14 @@ pub fn run(a: &StudyArgs) -> Result<()> {
 
     make_data(&dir, &plan, a)?;
     copy_record(&dir)?;
+    if let Some(from) = &a.undeformed_from {
+        let taken = take_undeformed(&dir, &plan, from, &selected)?;
+        eprintln!(
+            "study {}: {taken} finished undeformed cell(s) taken from {}",
+            dir.display(),
+            from.display()
+        );
+    }
     if a.data_only {
         write_page(&dir, &plan, &outputs)?;
         eprintln!(
@@ -363,6 +385,106 @@ fn make_data(dir: &Path, plan: &StudyPlan, a: &StudyArgs) -> Result<()> {
             }),
         })?;
         write_atomic(&deformed.join(marker), b"")?;
+    }
+    Ok(())
+}
+
+/// `--undeformed-from`: copies the records (evaluations, log) of the selected undeformed
+/// cells that `from` finished and this study has not, after checking that nothing but the
+/// field differs between the two studies and that their undeformed data are the same bytes.
+/// Each copied cell keeps a [`TAKEN_FROM`] file naming its origin. Returns how many were taken.
+fn take_undeformed(dir: &Path, plan: &StudyPlan, from: &Path, selected: &[Cell]) -> Result<usize> {
+    let other = StudyPlan::load(from)?
+        .with_context(|| format!("--undeformed-from {}: no study.json there", from.display()))?;
+    let mut other_spec = other.spec.clone();
+    other_spec.field_mm = plan.spec.field_mm;
+    anyhow::ensure!(
+        other.scale == plan.scale && other_spec == plan.spec,
+        "--undeformed-from {}: that study has other parameters than {} (besides the field); \
+         its undeformed cells are not this study's",
+        from.display(),
+        dir.display()
+    );
+    let ours = data_dir(dir, Setting::Undeformed);
+    let theirs = data_dir(from, Setting::Undeformed);
+    same_tree(&ours, &theirs).with_context(|| {
+        format!(
+            "--undeformed-from {}: its undeformed data differ from {}'s",
+            from.display(),
+            dir.display()
+        )
+    })?;
+    let mut taken = 0;
+    for cell in selected.iter().filter(|c| c.setting == Setting::Undeformed) {
+        if is_done(dir, plan, cell) || !is_done(from, &other, cell) {
+            continue;
+        }
+        // The configurations must agree once the data paths (the only thing that names the
+        // directory) are set to ours.
+        let mut theirs_config = cell_config(&other.spec, cell, from)?;
+        theirs_config.data = cell_config(&plan.spec, cell, dir)?.data;
+        anyhow::ensure!(
+            theirs_config == cell_config(&plan.spec, cell, dir)?,
+            "--undeformed-from {}: cell {} was trained with another configuration",
+            from.display(),
+            cell.name()
+        );
+        let (src, dst) = (cell_dir(from, cell), cell_dir(dir, cell));
+        std::fs::create_dir_all(&dst).with_context(|| format!("creating {}", dst.display()))?;
+        for entry in
+            std::fs::read_dir(&src).with_context(|| format!("reading {}", src.display()))?
+        {
+            let name = entry?.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with("eval-") && name.ends_with(".json") || name == "log.txt" {
+                let bytes = std::fs::read(src.join(&*name))
+                    .with_context(|| format!("reading {}", src.join(&*name).display()))?;
+                write_atomic(&dst.join(&*name), &bytes)?;
+            }
+        }
+        write_atomic(
+            &dst.join(TAKEN_FROM),
+            format!("{}\n", from.display()).as_bytes(),
+        )?;
+        taken += 1;
+    }
+    Ok(taken)
+}
+
+/// Fails unless the two folders hold the same files with the same bytes (the study's own
+/// marker files included).
+fn same_tree(a: &Path, b: &Path) -> Result<()> {
+    let list = |root: &Path| -> Result<Vec<PathBuf>> {
+        let mut files = Vec::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for entry in
+                std::fs::read_dir(&d).with_context(|| format!("reading {}", d.display()))?
+            {
+                let path = entry?.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    files.push(path.strip_prefix(root)?.to_path_buf());
+                }
+            }
+        }
+        files.sort();
+        Ok(files)
+    };
+    let (fa, fb) = (list(a)?, list(b)?);
+    anyhow::ensure!(
+        fa == fb,
+        "{} and {} hold different files",
+        a.display(),
+        b.display()
+    );
+    for f in &fa {
+        let read = |root: &Path| {
+            std::fs::read(root.join(f))
+                .with_context(|| format!("reading {}", root.join(f).display()))
+        };
+        anyhow::ensure!(read(a)? == read(b)?, "{} differs", f.display());
     }
     Ok(())
 }

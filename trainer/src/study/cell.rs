@@ -7,6 +7,7 @@
 //! cells/<cell>/eval-<step>.json    the evaluation at each point (small; committed)
 //! cells/<cell>/failed.json         why the last attempt failed (removed when it succeeds)
 //! cells/<cell>/log.txt             the cell process's output
+//! cells/<cell>/taken-from.txt      the study that trained it, when `--undeformed-from` took it
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -16,12 +17,16 @@ use anyhow::{bail, Context, Result};
 use super::evaluate::{evaluate_checkpoint, EvalRecord};
 use super::plan::{cell_config, data_dir, Cell, StudyPlan};
 use crate::cli::train::{run as train, TrainArgs};
-use crate::train::checkpoint::{write_atomic, Checkpoints, RunState};
+use crate::train::checkpoint::{Checkpoints, RunState};
+use dicyc_volume::atomic::write_atomic;
 
 /// `cells/<cell>` of a study.
 pub fn cell_dir(study: &Path, cell: &Cell) -> PathBuf {
     study.join("cells").join(cell.name())
 }
+
+/// Names the study directory a cell's records were taken from (`--undeformed-from`).
+pub const TAKEN_FROM: &str = "taken-from.txt";
 
 /// `eval-<step>.json` of a cell folder.
 pub fn eval_path(cell_dir: &Path, step: u64) -> PathBuf {

@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use super::cell::{cell_dir, load_eval};
+use super::cell::{cell_dir, load_eval, TAKEN_FROM};
 use super::evaluate::{EvalRecord, VolumeScore, DIRECTIONS};
 use super::plan::{data_dir, variant, Cell, Setting, StudyPlan, VARIANTS};
 use crate::eval::metrics::mean_sd;
@@ -543,6 +543,23 @@ pub fn render(study: &Path, plan: &StudyPlan, copy: Option<&EvalRecord>) -> Resu
         cells.len(),
         cells.len() - done - failed
     );
+    let mut taken: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for c in &plan.cells {
+        if let Ok(origin) = std::fs::read_to_string(cell_dir(study, c).join(TAKEN_FROM)) {
+            taken
+                .entry(origin.trim().to_string())
+                .or_default()
+                .push(format!("`{}`", c.name()));
+        }
+    }
+    for (origin, names) in &taken {
+        let _ = writeln!(
+            p,
+            "Taken from the study in `{origin}` (`--undeformed-from`; same data and configuration, \
+             the field does not enter an undeformed cell), not trained here: {}.\n",
+            names.join(", ")
+        );
+    }
 
     let _ = writeln!(p, "## Scale `{:?}`\n", plan.scale);
     let _ = writeln!(p, "| | |\n|---|---|");
