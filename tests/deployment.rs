@@ -7,8 +7,8 @@
 use std::path::Path;
 
 use clap::Parser;
-use dicyc_firmware_sim::golden::read_bundle;
 use dicyc_trainer::data::nifti_io::{list_volumes, read_volume};
+use dicyc_volume::golden::read_bundle;
 
 fn trainer(args: &[&str]) -> anyhow::Result<()> {
     let argv = std::iter::once("trainer").chain(args.iter().copied());

@@ -4,11 +4,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use dicyc_volume::atomic::write_atomic;
+use dicyc_volume::golden::{load_slices, read_manifest};
 
 use crate::device::Device;
 use crate::fault::FaultArgs;
 use crate::flash::{build_image, FaultMap, FlashImage, FLASH_MAGIC};
-use crate::golden::{load_slices, read_manifest};
 use crate::inspect::Inspection;
 use crate::profile::{human_bytes, parse_size, DeviceProfile, NAMED_PROFILES};
 use crate::run::{describe, run_file, PassArg};
@@ -187,7 +188,7 @@ impl Cli {
                         weights.display()
                     )
                 })?;
-                write_atomically(&output, &image)?;
+                write_atomic(&output, &image)?;
                 println!(
                     "flash: {} -> {} ({} of {} flash; a {height}x{width} slice needs {} of {} RAM)",
                     weights.display(),
@@ -214,13 +215,6 @@ fn read(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
         path.display()
     );
     std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))
-}
-
-/// Writes `bytes` to `path` whole or not at all: [`dicyc_volume::atomic::write_atomic`]
-/// (a fsynced temporary in the destination's folder, renamed into place; removed on every
-/// error). Every file `firmware-sim` writes itself goes through it.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    dicyc_volume::atomic::write_atomic(path, bytes)
 }
 
 /// Reads an image (or a weight file), applies the requested faults and reports each one
@@ -336,7 +330,7 @@ fn verify(
     manifest.check_model(&device.config()).with_context(|| {
         format!(
             "{} does not fit the model in {}",
-            golden.join(crate::golden::MANIFEST).display(),
+            golden.join(dicyc_volume::golden::MANIFEST).display(),
             image_path.display()
         )
     })?;
@@ -364,7 +358,7 @@ fn verify(
         report.mean_ms_per_slice
     );
     if let Some(path) = json {
-        write_atomically(path, serde_json::to_string_pretty(&report)?.as_bytes())?;
+        write_atomic(path, serde_json::to_string_pretty(&report)?.as_bytes())?;
     }
     anyhow::ensure!(
         report.passes(),

@@ -8,7 +8,6 @@ pub mod cli;
 pub mod device;
 pub mod fault;
 pub mod flash;
-pub mod golden;
 pub mod inspect;
 pub mod profile;
 pub mod run;

@@ -1,19 +1,10 @@
 //! `firmware-sim run`: the device synthesising a whole NIfTI volume, slice by slice.
 //!
-//! Intensities are mapped exactly as the trainer maps them (the weight file's
-//! [`Normalization`] carries the constants, `trainer export` writes them):
-//!
-//! ```text
-//! z               = (x - mean) / sd             per volume, over every voxel (NormRegion::Volume)
-//! generator_input = clamp((z - input_offset) * input_scale, -1, 1)
-//! output          = generator_output * output_scale + output_offset   (target domain's units)
-//! ```
-//!
-//! `mean` and `sd` come from the same function the trainer uses
-//! ([`dicyc_volume::preprocess::Normalization::of`]). Each axial slice is padded (bottom/right)
-//! to multiples of 4 with the normalised background (the volume's minimum), run, and cropped
-//! back, as `trainer synth` does. The device runs at the volume's own voxel size: it does not
-//! resample (train without `--spacing`, or resample volumes before sending them).
+//! Intensities are mapped and slices padded exactly as `trainer synth` does
+//! ([`dicyc_volume::slicewise`]: the weight file's constants, written by `trainer export`,
+//! and the trainer's own per-volume statistics). The device runs at the volume's own voxel
+//! size: it does not resample (train without `--spacing`, or resample volumes before sending
+//! them).
 //!
 //! The volume arrays are host-side I/O; per slice, only the device's fixed RAM is used: the
 //! padded input and output buffers are allocated once per volume.
@@ -21,13 +12,12 @@
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
-use dicyc_core::format::Normalization;
-use dicyc_core::{ModelConfig, Pass};
+use anyhow::Context;
+use dicyc_core::Pass;
 use dicyc_volume::nifti_io::{read_volume, write_volume};
-use dicyc_volume::preprocess::{NormRegion, Normalization as VolumeStats};
+use dicyc_volume::slicewise::{ensure_single_channel, synthesize_slices};
 use dicyc_volume::Volume;
-use ndarray::{Array3, Axis};
+use ndarray::Array3;
 
 use crate::device::Device;
 use crate::profile::human_bytes;
@@ -70,89 +60,6 @@ pub struct VolumeStatsReport {
     pub scratch_touched_bytes: usize,
     /// RAM in use (scratch + input + output; largest over the slices).
     pub ram_bytes: usize,
-}
-
-/// The per-volume intensity map of the device: the volume's mean and sd with the weight
-/// file's constants.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct DeviceMap {
-    /// Volume mean (source units).
-    pub mean: f32,
-    /// Volume standard deviation (source units).
-    pub sd: f32,
-    /// The weight file's constants.
-    pub norm: Normalization,
-}
-
-impl DeviceMap {
-    /// The map of a volume (statistics over every voxel, as the trainer's default).
-    pub fn of(data: &Array3<f32>, norm: Normalization) -> Self {
-        let stats = VolumeStats::of(data, NormRegion::Volume, 1.0);
-        Self {
-            mean: stats.mean,
-            sd: stats.scale,
-            norm,
-        }
-    }
-
-    /// Source units → generator input.
-    pub fn forward(&self, x: f32) -> f32 {
-        self.norm.to_generator((x - self.mean) / self.sd)
-    }
-
-    /// Generator output → target units.
-    pub fn inverse(&self, y: f32) -> f32 {
-        self.norm.from_generator(y)
-    }
-}
-
-/// The per-slice loop shared by `firmware-sim run` and `trainer synth --weights`: maps
-/// `volume` with [`DeviceMap`] (constants `norm`), pads each axial slice to multiples of 4
-/// with the normalised background, hands it to `run_slice(k, input, height, width, output)`
-/// (CHW, one channel; height along the first voxel axis), crops the output back and maps it
-/// into target units. The padded buffers are allocated once; returns the output volume and
-/// the padded size.
-pub fn synthesize_slices<F>(
-    volume: &Volume,
-    norm: Normalization,
-    mut run_slice: F,
-) -> anyhow::Result<(Array3<f32>, (usize, usize))>
-where
-    F: FnMut(usize, &[f32], usize, usize, &mut [f32]) -> anyhow::Result<()>,
-{
-    let map = DeviceMap::of(&volume.data, norm);
-    let min = volume.data.iter().copied().fold(f32::INFINITY, f32::min);
-    let fill = map.forward(min);
-    let (nx, ny, nz) = volume.dim();
-    let (h, w) = (nx.div_ceil(4) * 4, ny.div_ceil(4) * 4);
-    let mut input = vec![fill; h * w];
-    let mut output = vec![0f32; h * w];
-    let mut out = Array3::<f32>::zeros((nx, ny, nz));
-    for k in 0..nz {
-        let slice = volume.data.index_axis(Axis(2), k);
-        for ((i, j), &x) in slice.indexed_iter() {
-            input[i * w + j] = map.forward(x);
-        }
-        run_slice(k, &input, h, w, &mut output)
-            .with_context(|| format!("slice {k} ({nx}x{ny}, padded to {h}x{w})"))?;
-        let mut dst = out.index_axis_mut(Axis(2), k);
-        for ((i, j), y) in dst.indexed_iter_mut() {
-            *y = map.inverse(output[i * w + j]);
-        }
-    }
-    Ok((out, (h, w)))
-}
-
-/// Checks that a generator is single-channel (what volume synthesis handles).
-pub fn ensure_single_channel(config: &ModelConfig) -> anyhow::Result<()> {
-    if config.in_channels != 1 || config.out_channels != 1 {
-        bail!(
-            "the generator has {} input and {} output channels; volume synthesis handles single-channel volumes",
-            config.in_channels,
-            config.out_channels
-        );
-    }
-    Ok(())
 }
 
 /// Runs every axial slice of `volume` on the device; returns the output volume (target

@@ -1,10 +1,10 @@
 //! `firmware-sim verify`: the device's output against libtorch's, slice by slice.
 
 use dicyc_core::Pass;
+use dicyc_volume::golden::LoadedSlice;
 use serde::Serialize;
 
 use crate::device::Device;
-use crate::golden::LoadedSlice;
 
 /// docs/DESIGN.md §3.3: relative L2 error of the device's output against libtorch's, at most.
 pub const REL_L2_TOLERANCE: f64 = 1e-2;

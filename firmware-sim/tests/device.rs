@@ -7,8 +7,8 @@ use dicyc_core::format::{file_size, write_weight_file, Normalization};
 use dicyc_core::{ModelConfig, OffsetLayers, Pass};
 use dicyc_firmware_sim::device::Device;
 use dicyc_firmware_sim::flash::{build_image, ram_needed, FlashImage};
-use dicyc_firmware_sim::golden::{read_bundle, BundleWriter};
 use dicyc_firmware_sim::profile::DeviceProfile;
+use dicyc_volume::golden::{read_bundle, BundleWriter};
 use proptest::prelude::*;
 
 const SIDE: usize = 16;

@@ -10,8 +10,8 @@ use dicyc_core::{ModelConfig, OffsetLayers, Pass};
 use dicyc_firmware_sim::device::Device;
 use dicyc_firmware_sim::flash::{build_image, ram_needed, FlashImage};
 use dicyc_firmware_sim::profile::DeviceProfile;
-use dicyc_firmware_sim::run::DeviceMap;
 use dicyc_volume::nifti_io::{read_volume, write};
+use dicyc_volume::slicewise::DeviceMap;
 use dicyc_volume::volume::{affine_of, Volume};
 use ndarray::Array3;
 

@@ -9,7 +9,9 @@ use ndarray::Array3;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
-use crate::data::preprocess::{pad_to_multiple_of_4, prepare, restore, PreprocessOptions};
+use crate::data::preprocess::{
+    pad_to_multiple_of_4, padded_shape, prepare, restore, PreprocessOptions,
+};
 use crate::data::Volume;
 use crate::model::generator::{Generator, Pass};
 use crate::train::TrainConfig;
@@ -102,7 +104,7 @@ impl LoadedGenerator {
         // side after padding to a multiple of 4 (libtorch would panic on less).
         if let Some(s) = prep.slices.first() {
             let (h, w) = s.dim();
-            let (ph, pw) = (h.div_ceil(4) * 4, w.div_ceil(4) * 4);
+            let (ph, pw) = padded_shape((h, w));
             anyhow::ensure!(
                 ph >= MIN_SIDE && pw >= MIN_SIDE,
                 "its axial slices are {h}×{w} voxels at the working spacing: the generator needs \

@@ -8,7 +8,7 @@
 //! rename, the producer's own error — and when an [`AtomicFile`] is dropped without
 //! [`AtomicFile::commit`], the temporary is removed and an existing destination is left as
 //! it was. A crash of the process (a kill, a power cut) can leave a temporary named
-//! `.NAME.PID-N.tmp` behind, never a half-written `NAME`.
+//! `.NAME-PID-N.tmp` behind (dots in `NAME` become `_`), never a half-written `NAME`.
 //!
 //! ```
 //! use std::io::Write;
@@ -74,6 +74,15 @@ pub struct AtomicFile {
 impl AtomicFile {
     /// Creates the temporary for `path` (in `path`'s folder, which must exist).
     pub fn create(path: &Path) -> anyhow::Result<AtomicFile> {
+        AtomicFile::create_with_temp_extension(path, "tmp")
+    }
+
+    /// Like [`AtomicFile::create`], with a temporary whose name ends in `.{extension}`: for
+    /// writers that open the file by name and insist on its extension (the NIfTI writer
+    /// rewrites any other into `.nii` / `.nii.gz`). Such a writer rewrites
+    /// [`temp_path`](AtomicFile::temp_path) in place; [`commit`](AtomicFile::commit) then
+    /// fsyncs and renames what it wrote.
+    pub fn create_with_temp_extension(path: &Path, extension: &str) -> anyhow::Result<AtomicFile> {
         let name = path.file_name().with_context(|| {
             format!(
                 "cannot write {}: the path names no file (give a file name, not a folder)",
@@ -82,9 +91,10 @@ impl AtomicFile {
         })?;
         let folder = folder_of(path);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let mut temp_name = std::ffi::OsString::from(".");
-        temp_name.push(name);
-        temp_name.push(format!(".{}-{n}.tmp", std::process::id()));
+        // One dot only, before the extension: writers that force their extension cut the
+        // name at its last dot and would otherwise write elsewhere.
+        let stem = name.to_string_lossy().replace('.', "_");
+        let temp_name = format!(".{stem}-{}-{n}.{extension}", std::process::id());
         let temp = folder.join(temp_name);
         let file = OpenOptions::new()
             .write(true)

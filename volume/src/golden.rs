@@ -7,8 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::atomic::write_atomic;
 use anyhow::{bail, ensure, Context};
-use dicyc_volume::atomic::write_atomic;
 use serde::{Deserialize, Serialize};
 
 /// Name of the manifest inside a bundle directory.

@@ -29,7 +29,6 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{bail, Context, Result};
 use flate2::bufread::GzDecoder;
@@ -37,6 +36,7 @@ use ndarray::{Array3, Ix3};
 use nifti::writer::WriterOptions;
 use nifti::{InMemNiftiVolume, IntoNdArray, NiftiHeader, NiftiType};
 
+use crate::atomic::AtomicFile;
 use crate::volume::Volume;
 
 /// Whether a path names a NIfTI-1 single file (`.nii` or `.nii.gz`, any case).
@@ -533,10 +533,8 @@ pub fn read_volume_with(path: &Path, limits: &ReadLimits) -> Result<Volume> {
     Ok(Volume { data, header })
 }
 
-static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
 /// Writes `data` (`[x, y, z]`) as float32 NIfTI-1 at `path` (`.nii` or `.nii.gz`), keeping the
-/// geometry and descriptive fields of `reference`. Atomic: temp file + rename.
+/// geometry and descriptive fields of `reference`. Atomic ([`crate::atomic`]): whole or not at all.
 pub fn write_volume(path: &Path, data: &Array3<f32>, reference: &NiftiHeader) -> Result<()> {
     if !is_nifti_path(path) {
         bail!("output {} must end in .nii or .nii.gz", path.display());
@@ -548,13 +546,9 @@ pub fn write_volume(path: &Path, data: &Array3<f32>, reference: &NiftiHeader) ->
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create output folder {}", dir.display()))?;
     let gz = path.to_string_lossy().to_lowercase().ends_with(".gz");
-    let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    // No dots in the stem: the nifti writer rewrites extensions after the first dot.
-    let tmp: PathBuf = dir.join(format!(
-        ".dicyc-tmp-{}-{n}.{}",
-        std::process::id(),
-        if gz { "nii.gz" } else { "nii" }
-    ));
+    // The NIfTI writer opens its file by name and forces a .nii / .nii.gz extension, so the
+    // temporary carries one; the writer rewrites it in place and `commit` moves it over.
+    let file = AtomicFile::create_with_temp_extension(path, if gz { "nii.gz" } else { "nii" })?;
     let mut header = reference.clone();
     header.cal_min = 0.0;
     header.cal_max = 0.0;
@@ -569,21 +563,17 @@ pub fn write_volume(path: &Path, data: &Array3<f32>, reference: &NiftiHeader) ->
     }
     // Write in Fortran order via a standard-layout copy of the data.
     let c = data.as_standard_layout();
-    let result = WriterOptions::new(&tmp)
+    WriterOptions::new(file.temp_path())
+        .compress(gz)
         .reference_header(&header)
-        .write_nifti(&c.view().into_dimensionality::<Ix3>()?);
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        bail!("cannot write NIfTI {}: {e}", path.display());
-    }
-    std::fs::rename(&tmp, path).with_context(|| {
-        let _ = std::fs::remove_file(&tmp);
-        format!(
-            "cannot move the written volume into place at {}",
-            path.display()
-        )
-    })?;
-    Ok(())
+        .write_nifti(&c.view().into_dimensionality::<Ix3>()?)
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot write NIfTI {}: {e}; nothing was written",
+                path.display()
+            )
+        })?;
+    file.commit()
 }
 
 /// Writes a [`Volume`] (its own header as reference).

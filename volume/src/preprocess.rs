@@ -16,7 +16,7 @@ use crate::resample::{crop_or_pad, resample_slice, resample_slice_to_shape};
 use crate::volume::Volume;
 
 /// Which voxels the normalisation statistics are taken over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NormRegion {
     /// Every voxel of the volume.
@@ -168,10 +168,16 @@ pub fn prepare(v: &Volume, opts: &PreprocessOptions) -> Prepared {
     }
 }
 
-/// Pads a slice to the next multiples of 4 (bottom/right, with `fill`) for the generator.
+/// The shape a slice of shape `(nx, ny)` is padded to for the generator: the next multiples
+/// of 4 (its two stride-2 down-samplings must divide the sides exactly).
+pub fn padded_shape((nx, ny): (usize, usize)) -> (usize, usize) {
+    (nx.div_ceil(4) * 4, ny.div_ceil(4) * 4)
+}
+
+/// Pads a slice to [`padded_shape`] (bottom/right, with `fill`) for the generator.
 pub fn pad_to_multiple_of_4(s: &ArrayView2<'_, f32>, fill: f32) -> Array2<f32> {
     let (nx, ny) = s.dim();
-    let (px, py) = (nx.div_ceil(4) * 4, ny.div_ceil(4) * 4);
+    let (px, py) = padded_shape((nx, ny));
     Array2::from_shape_fn(
         (px, py),
         |(i, j)| if i < nx && j < ny { s[[i, j]] } else { fill },

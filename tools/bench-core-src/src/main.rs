@@ -14,10 +14,10 @@ use dicyc_core::format::{Normalization, WeightFile};
 use dicyc_core::{
     layer_by_layer_minimum_bytes, required_scratch_bytes, synthesize, Pass as CorePass,
 };
-use dicyc_firmware_sim::golden::BundleWriter;
 use dicyc_trainer::export::{core_config, export_generator, tensor_values};
 use dicyc_trainer::model::generator::{Generator, GeneratorConfig, OffsetSite, Pass};
 use dicyc_trainer::model::init::InitConfig;
+use dicyc_volume::golden::BundleWriter;
 use tch::{nn, Device, Kind, Tensor};
 
 /// Core vs libtorch, single thread.

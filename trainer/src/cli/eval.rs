@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use dicyc_volume::atomic::write_atomic;
 
 use crate::eval::figure::{write_figure, FigureRow};
 use crate::eval::table::markdown;
@@ -163,12 +164,7 @@ fn evaluate_and_report(a: &EvalArgs, specs: Vec<DirectionSpec>, t0: Instant) -> 
     println!("{md}");
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create {}", a.out.display()))?;
-    let write = |name: &str, text: &str| -> Result<()> {
-        let p = a.out.join(name);
-        let tmp = a.out.join(format!(".{name}.tmp"));
-        std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", p.display()))?;
-        std::fs::rename(&tmp, &p).with_context(|| format!("cannot move {} into place", p.display()))
-    };
+    let write = |name: &str, text: &str| write_atomic(&a.out.join(name), text.as_bytes());
     write("results.md", &md)?;
     write("results.json", &serde_json::to_string_pretty(&results)?)?;
     let rows: Vec<FigureRow<'_>> = examples

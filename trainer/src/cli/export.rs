@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use dicyc_core::format::{Normalization, WeightFile};
-use dicyc_firmware_sim::golden::BundleWriter;
+use dicyc_volume::golden::BundleWriter;
 use serde::Serialize;
 use tch::{Kind, Tensor};
 
@@ -193,10 +193,7 @@ fn direction_name(direction: Direction) -> &'static str {
 }
 
 fn write_report(path: &Path, report: &ExportReport) -> Result<()> {
-    dicyc_firmware_sim::cli::write_atomically(
-        path,
-        serde_json::to_string_pretty(report)?.as_bytes(),
-    )
+    dicyc_volume::atomic::write_atomic(path, serde_json::to_string_pretty(report)?.as_bytes())
 }
 
 /// Header constants: per-volume `(x − mean)/sd` standardisation divided by `sd_range` on the
@@ -387,7 +384,7 @@ pub fn run(a: &ExportArgs) -> Result<()> {
     }
     for (i, (_, tag, loaded, config, exported, golden)) in exported.iter().enumerate() {
         let path = a.out.join(format!("g_{tag}.dcw"));
-        dicyc_firmware_sim::cli::write_atomically(&path, &exported.bytes)?;
+        dicyc_volume::atomic::write_atomic(&path, &exported.bytes)?;
         let file = WeightFile::new_checked(&exported.bytes)
             .map_err(|e| anyhow::anyhow!("re-reading {}: {e}", path.display()))?;
         println!(

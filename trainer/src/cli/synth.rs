@@ -10,7 +10,7 @@ use clap::{Args, ValueEnum};
 
 use dicyc_core::format::WeightFile;
 use dicyc_core::{required_scratch_bytes, synthesize, Pass as CorePass};
-use dicyc_firmware_sim::run::{ensure_single_channel, synthesize_slices};
+use dicyc_volume::slicewise::{ensure_single_channel, synthesize_slices};
 
 use crate::data::nifti_io::{is_nifti_path, list_volumes, read_volume, write_volume};
 use crate::data::preprocess::PreprocessOptions;

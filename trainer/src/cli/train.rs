@@ -13,9 +13,10 @@ use crate::data::sampling::DataStats;
 use crate::data::{NiftiSlices, PreprocessOptions};
 use crate::device::DeviceChoice;
 use crate::source::UnpairedSlices;
-use crate::train::checkpoint::{write_atomic, Checkpoints};
+use crate::train::checkpoint::Checkpoints;
 use crate::train::config::{DataConfig, SyntheticConfig};
 use crate::train::{ModelKind, Preset, RunDir, RunSummary, SyntheticSlices, TrainConfig, Trainer};
+use dicyc_volume::atomic::write_atomic;
 
 /// Where the training slices come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -84,7 +85,8 @@ pub struct TrainArgs {
     /// Residual blocks.
     #[arg(long)]
     pub blocks: Option<i64>,
-    /// Which offset layers (comma-separated: input,down1,down2,block0; `none` for none).
+    /// Which offset layers (comma-separated: input,down1,down2,block0; `none` for none;
+    /// default: input).
     #[arg(long, value_delimiter = ',', value_name = "SITES")]
     pub offset_layers: Option<Vec<String>>,
     /// Data source (`synthetic`; NIfTI data is chosen with --data-a/--data-b).

@@ -10,7 +10,7 @@ use embedded_graphics::mono_font::MonoTextStyle;
 use embedded_graphics::pixelcolor::Rgb888;
 use embedded_graphics::prelude::*;
 use embedded_graphics::text::{Baseline, Text};
-use image::{Rgb, RgbImage};
+use image::{EncodableLayout, ImageBuffer, PixelWithColorType, Rgb, RgbImage};
 use ndarray::ArrayView2;
 
 /// Text sizes.
@@ -173,18 +173,28 @@ impl Canvas {
         }
     }
 
-    /// Saves the canvas as PNG, atomically (temporary file in the folder, then rename).
+    /// Saves the canvas as PNG ([`save_png`]).
     pub fn save(&self, path: &Path) -> Result<()> {
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let tmp = dir.join(format!(".dicyc-tmp-{}.png", std::process::id()));
-        self.image
-            .save_with_format(&tmp, image::ImageFormat::Png)
-            .with_context(|| format!("writing figure {}", path.display()))?;
-        std::fs::rename(&tmp, path)
-            .with_context(|| format!("moving the figure into place at {}", path.display()))
+        save_png(&self.image, path)
     }
+}
+
+/// Encodes `image` as PNG and writes it whole or not at all
+/// ([`dicyc_volume::atomic::write_atomic`]), creating its folder.
+pub fn save_png<P, C>(image: &ImageBuffer<P, C>, path: &Path) -> Result<()>
+where
+    P: PixelWithColorType,
+    [P::Subpixel]: EncodableLayout,
+    C: std::ops::Deref<Target = [P::Subpixel]>,
+{
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut png = Vec::new();
+    image
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .with_context(|| format!("encoding figure {}", path.display()))?;
+    dicyc_volume::atomic::write_atomic(path, &png)
 }

@@ -9,11 +9,11 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use image::{GrayImage, Luma};
 use ndarray::ArrayView2;
 
-use super::canvas::percentile_window;
+use super::canvas::{percentile_window, save_png};
 
 fn draw(
     img: &mut GrayImage,
@@ -79,15 +79,5 @@ pub fn write_figure(path: &Path, rows: &[FigureRow<'_>]) -> Result<()> {
         let diff = (&row.synth - &row.truth).mapv(f32::abs);
         draw(&mut img, &diff.view(), 0.0, hi - lo, x(3), y0, zoom);
     }
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let tmp = dir.join(format!(".dicyc-tmp-{}.png", std::process::id()));
-    img.save_with_format(&tmp, image::ImageFormat::Png)
-        .with_context(|| format!("cannot write figure {}", path.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("cannot move figure into place at {}", path.display()))?;
-    Ok(())
+    save_png(&img, path)
 }

@@ -14,6 +14,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use dicyc_volume::atomic::write_atomic;
 use serde::{Deserialize, Serialize};
 
 use super::schedule::Schedule;
@@ -58,19 +59,6 @@ fn sync_dir(path: &Path) -> anyhow::Result<()> {
         let _ = dir.sync_all();
     }
     Ok(())
-}
-
-/// Replaces `path` atomically with `bytes` (temp file in the same directory, fsync, rename).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .context("atomic write to a path without a file name")?;
-    let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
-    write_synced(&tmp, bytes)?;
-    fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
-    sync_dir(dir)
 }
 
 /// The checkpoints folder of a run.

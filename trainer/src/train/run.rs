@@ -13,7 +13,7 @@ use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
 use super::adam::Adam;
-use super::checkpoint::{write_atomic, Checkpoints, RunState};
+use super::checkpoint::{Checkpoints, RunState};
 use super::config::{ModelKind, TrainConfig};
 use super::finite::first_non_finite;
 use super::plots;
@@ -23,6 +23,7 @@ use super::schedule::{Schedule, Stage};
 use crate::loss::{l1, lsgan, lsgan_discriminator, nmi};
 use crate::model::{Discriminator, Generator, Pass};
 use crate::source::UnpairedSlices;
+use dicyc_volume::atomic::write_atomic;
 
 /// The four networks, each in its own VarStore so the generators' names are the core's.
 #[derive(Debug)]

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::write_atomic;
 use super::config::TrainConfig;
+use dicyc_volume::atomic::write_atomic;
 
 /// The losses of one optimisation step. Fields a run's `losses.jsonl` lacks (written before
 /// a term existed) read as 0.
