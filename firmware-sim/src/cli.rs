@@ -4,15 +4,17 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use dicyc_core::Pass;
 use dicyc_volume::atomic::write_atomic;
 use dicyc_volume::golden::{load_slices, read_manifest};
+use dicyc_volume::slicewise::parse_pass;
 
 use crate::device::Device;
 use crate::fault::FaultArgs;
 use crate::flash::{build_image, FaultMap, FlashImage, FLASH_MAGIC};
 use crate::inspect::Inspection;
 use crate::profile::{human_bytes, parse_size, DeviceProfile, NAMED_PROFILES};
-use crate::run::{describe, run_file, PassArg};
+use crate::run::{describe, run_file};
 use crate::verify::{MAX_ABS_TOLERANCE, REL_L2_TOLERANCE};
 
 /// Simulates the scanner-attached device that runs the dicyc generator.
@@ -114,9 +116,9 @@ pub enum Command {
         /// Where to write the synthesised volume (.nii or .nii.gz).
         #[arg(long, short)]
         output: PathBuf,
-        /// Which pass.
-        #[arg(long, value_enum, default_value = "undeformed")]
-        pass: PassArg,
+        /// Which pass: `undeformed` (aligned with the source) or `deformed`.
+        #[arg(long, value_parser = parse_pass, default_value = "undeformed")]
+        pass: Pass,
         /// Corrupt the image before loading it.
         #[command(flatten)]
         faults: FaultArgs,

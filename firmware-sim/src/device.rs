@@ -8,7 +8,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use dicyc_core::{required_scratch_bytes, synthesize, ModelConfig, Pass};
+use dicyc_core::{ModelConfig, Pass};
+use dicyc_volume::slicewise::{run_core_slice, scratch_for_slice};
 
 use crate::flash::FlashImage;
 use crate::profile::{human_bytes, DeviceProfile};
@@ -79,9 +80,7 @@ impl<'a> Device<'a> {
         let config = self.config();
         // First the size (which bounds every product below), then the slices' lengths: a
         // caller's mismatch is an error, never a panic of the copies into the device RAM.
-        let scratch_bytes = required_scratch_bytes(&config, height, width).map_err(|err| {
-            anyhow::anyhow!("the core cannot run a {height}x{width} slice: {err}")
-        })?;
+        let scratch_bytes = scratch_for_slice(&config, height, width)?;
         let (cin, cout) = (config.in_channels as usize, config.out_channels as usize);
         let n_in = cin * height * width;
         let n_out = cout * height * width;
@@ -112,7 +111,7 @@ impl<'a> Device<'a> {
         device_in.copy_from_slice(input);
         let scratch = &mut bytemuck::cast_slice_mut::<f32, u8>(rest)[..scratch_bytes];
         let start = Instant::now();
-        synthesize(
+        run_core_slice(
             &self.image.weights,
             device_in,
             height,
@@ -120,8 +119,7 @@ impl<'a> Device<'a> {
             pass,
             scratch,
             device_out,
-        )
-        .map_err(|err| anyhow::anyhow!("the core refused the slice: {err}"))?;
+        )?;
         let elapsed = start.elapsed();
         output.copy_from_slice(device_out);
         Ok(SliceStats {

@@ -22,25 +22,6 @@ use ndarray::Array3;
 use crate::device::Device;
 use crate::profile::human_bytes;
 
-/// Which pass `run` uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum PassArg {
-    /// Offset layers bypassed: aligned with the source (the default).
-    #[default]
-    Undeformed,
-    /// Through the offset layers: the target domain's geometry.
-    Deformed,
-}
-
-impl From<PassArg> for Pass {
-    fn from(p: PassArg) -> Pass {
-        match p {
-            PassArg::Undeformed => Pass::Undeformed,
-            PassArg::Deformed => Pass::Deformed,
-        }
-    }
-}
-
 /// What synthesising one volume took.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct VolumeStatsReport {
@@ -108,10 +89,10 @@ pub fn run_file(
     device: &mut Device<'_>,
     input: &Path,
     output: &Path,
-    pass: PassArg,
+    pass: Pass,
 ) -> anyhow::Result<VolumeStatsReport> {
     let volume = read_volume(input)?;
-    let (data, report) = synthesize_volume(device, &volume, pass.into())
+    let (data, report) = synthesize_volume(device, &volume, pass)
         .with_context(|| format!("running {} on the device", input.display()))?;
     anyhow::ensure!(
         data.iter().all(|v| v.is_finite()),

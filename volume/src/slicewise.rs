@@ -15,7 +15,7 @@
 
 use anyhow::{bail, Context};
 use dicyc_core::format::Normalization;
-use dicyc_core::ModelConfig;
+use dicyc_core::{required_scratch_bytes, synthesize, ModelConfig, Pass, Weights};
 use ndarray::{Array3, Axis};
 
 use crate::preprocess::{padded_shape, NormRegion, Normalization as VolumeStats};
@@ -102,4 +102,60 @@ pub fn ensure_single_channel(config: &ModelConfig) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The scratch the core needs for one `height × width` slice of `config`'s model, or an
+/// error naming the slice's size (a size the core cannot run).
+pub fn scratch_for_slice(
+    config: &ModelConfig,
+    height: usize,
+    width: usize,
+) -> anyhow::Result<usize> {
+    required_scratch_bytes(config, height, width)
+        .map_err(|err| anyhow::anyhow!("the core cannot run a {height}x{width} slice: {err}"))
+}
+
+/// One CHW slice through the core in `scratch` (at least [`scratch_for_slice`] bytes): the
+/// one call `firmware-sim`'s device and `trainer synth --weights` share, with one wording
+/// for the core's refusal.
+pub fn run_core_slice<W: Weights + ?Sized>(
+    weights: &W,
+    input: &[f32],
+    height: usize,
+    width: usize,
+    pass: Pass,
+    scratch: &mut [u8],
+    output: &mut [f32],
+) -> anyhow::Result<()> {
+    synthesize(weights, input, height, width, pass, scratch, output)
+        .map_err(|err| anyhow::anyhow!("the core refused the slice: {err}"))
+}
+
+/// Parses a pass's name as the command lines take it (`--pass undeformed|deformed`): one
+/// parser for `trainer synth`, `trainer eval` and `firmware-sim run` (a clap `value_parser`).
+pub fn parse_pass(name: &str) -> Result<Pass, String> {
+    match name {
+        "undeformed" => Ok(Pass::Undeformed),
+        "deformed" => Ok(Pass::Deformed),
+        _ => Err(format!(
+            "unknown pass {name:?}: expected undeformed (offset layers bypassed, aligned with \
+             the source) or deformed (through the offset layers, the target's geometry)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pass_names_parse_and_others_are_errors_naming_both() {
+        assert_eq!(parse_pass("undeformed"), Ok(Pass::Undeformed));
+        assert_eq!(parse_pass("deformed"), Ok(Pass::Deformed));
+        let err = parse_pass("Deformed").unwrap_err();
+        assert!(
+            err.contains("\"Deformed\"") && err.contains("undeformed") && err.contains("deformed"),
+            "{err}"
+        );
+    }
 }

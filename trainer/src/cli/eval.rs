@@ -32,8 +32,8 @@ pub struct EvalArgs {
     #[arg(long, num_args = 2, default_values = ["pd", "t2"])]
     pub domains: Vec<String>,
     /// Pass used with --run.
-    #[arg(long, value_enum, default_value = "undeformed")]
-    pub pass: crate::cli::synth::PassArg,
+    #[arg(long, value_parser = dicyc_volume::slicewise::parse_pass, default_value = "undeformed")]
+    pub pass: crate::model::Pass,
     /// Device used with --run.
     #[arg(long, value_enum, default_value = "auto")]
     pub device: crate::device::DeviceChoice,

@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, ValueEnum};
+use clap::Args;
 
 use dicyc_core::format::WeightFile;
-use dicyc_core::{required_scratch_bytes, synthesize, Pass as CorePass};
-use dicyc_volume::slicewise::{ensure_single_channel, synthesize_slices};
+use dicyc_volume::slicewise::{
+    ensure_single_channel, parse_pass, run_core_slice, scratch_for_slice, synthesize_slices,
+};
 
 use crate::data::nifti_io::{is_nifti_path, list_volumes, read_volume, write_volume};
 use crate::data::preprocess::PreprocessOptions;
@@ -18,15 +19,6 @@ use crate::data::sampling::DataStats;
 use crate::device::DeviceChoice;
 pub use crate::inference::{latest_checkpoint, load_generator, Direction, LoadedGenerator};
 use crate::model::generator::Pass;
-
-/// Which pass (docs/DESIGN.md §2.3): `undeformed` is aligned with the source (the default).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum PassArg {
-    /// Bypass the offset layers: aligned with the source.
-    Undeformed,
-    /// Through the offset layers: the target domain's geometry.
-    Deformed,
-}
 
 /// `trainer synth` arguments.
 #[derive(Debug, Args)]
@@ -52,9 +44,10 @@ pub struct SynthArgs {
     /// Direction.
     #[arg(long, value_enum, default_value = "a2b")]
     pub direction: Direction,
-    /// Pass.
-    #[arg(long, value_enum, default_value = "undeformed")]
-    pub pass: PassArg,
+    /// Pass: `undeformed` (offset layers bypassed: aligned with the source; docs/DESIGN.md
+    /// §2.3) or `deformed` (the target domain's geometry).
+    #[arg(long, value_parser = parse_pass, default_value = "undeformed")]
+    pub pass: Pass,
     /// Slices per forward of a checkpoint (`--run`). Does not apply to `--weights`: the
     /// heap-free core runs one slice at a time.
     #[arg(long, default_value_t = 8)]
@@ -121,23 +114,18 @@ fn run_weights(a: &SynthArgs, weights: &Path, inputs: &[PathBuf]) -> Result<()> 
     })?;
     let config = file.config();
     ensure_single_channel(&config)?;
-    let pass = match a.pass {
-        PassArg::Undeformed => CorePass::Undeformed,
-        PassArg::Deformed => CorePass::Deformed,
-    };
+    let pass = a.pass;
     let mut scratch = Vec::<u8>::new();
     let mut slices = 0usize;
     let pb = slice_bar(count_slices(inputs));
     for path in inputs {
         let v = read_volume(path)?;
         let (data, _) = synthesize_slices(&v, file.normalization(), |_, input, h, w, output| {
-            let need = required_scratch_bytes(&config, h, w)
-                .map_err(|err| anyhow::anyhow!("the core cannot run a {h}x{w} slice: {err}"))?;
+            let need = scratch_for_slice(&config, h, w)?;
             if scratch.len() < need {
                 scratch.resize(need, 0);
             }
-            synthesize(&file, input, h, w, pass, &mut scratch[..need], output)
-                .map_err(|err| anyhow::anyhow!("the core refused the slice: {err}"))?;
+            run_core_slice(&file, input, h, w, pass, &mut scratch[..need], output)?;
             slices += 1;
             pb.inc(1);
             Ok(())
@@ -200,10 +188,7 @@ pub fn run(a: &SynthArgs) -> Result<()> {
         None => latest_checkpoint(run_dir)?,
     };
     let g = load_generator(run_dir, &ckpt, a.direction, device)?;
-    let pass = match a.pass {
-        PassArg::Undeformed => Pass::Undeformed,
-        PassArg::Deformed => Pass::Deformed,
-    };
+    let pass = a.pass;
     let pb = slice_bar(count_slices(&inputs));
     for path in &inputs {
         let v = read_volume(path)?;

@@ -6,6 +6,7 @@
 //! live in the `dicyc-volume` crate, shared with `firmware-sim`, and are re-exported here.
 
 pub mod deform;
+pub mod deform_dataset;
 pub mod sampling;
 pub mod simulate;
 pub mod template;
