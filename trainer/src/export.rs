@@ -240,32 +240,19 @@ pub fn export_generator(
         .with_context(|| format!("exporting the generator under prefix {prefix:?}"))
 }
 
-/// The core's configuration of a trainer generator (the two describe the same network).
+/// The core's configuration of a trainer generator for export: its shape
+/// ([`GeneratorConfig::core_shape`](crate::model::GeneratorConfig::core_shape)), refused
+/// when its offsets take a form the weight format does not hold.
 pub fn core_config(
     config: &crate::model::generator::GeneratorConfig,
 ) -> anyhow::Result<ModelConfig> {
-    let narrow = |v: i64, what: &str| {
-        u16::try_from(v).with_context(|| format!("{what} = {v} does not fit the weight format"))
-    };
     anyhow::ensure!(
         config.offset_layers.is_empty()
             || config.offset_form == crate::model::OffsetForm::PerChannel,
         "generator.offset_form = \"shared\" is not in the core's weight format yet: only per-channel \
          offset layers (or none) can be exported; train with the default offset_form to deploy"
     );
-    let mut offsets = dicyc_core::OffsetLayers::NONE;
-    for site in &config.offset_layers {
-        offsets = dicyc_core::OffsetLayers::from_bits(offsets.bits() | site.bit())
-            .context("offset layer bit")?;
-    }
-    let core = ModelConfig {
-        in_channels: narrow(config.in_channels, "in_channels")?,
-        out_channels: narrow(config.out_channels, "out_channels")?,
-        ngf: narrow(config.ngf, "ngf")?,
-        n_blocks: narrow(config.n_blocks, "n_blocks")?,
-        offset_layers: offsets,
-    };
-    core.validate()
-        .map_err(|err| anyhow::anyhow!("generator configuration: {err}"))?;
-    Ok(core)
+    config
+        .core_shape()
+        .map_err(|err| anyhow::anyhow!("generator configuration: {err:#}"))
 }

@@ -22,6 +22,8 @@ use super::init::{conv_params, Conv, InitConfig};
 use super::offset::{OffsetForm, OffsetLayer};
 use super::{conv2d, instance_norm};
 
+use dicyc_core::config::{MAX_BLOCKS, MAX_IMAGE_CHANNELS, MAX_NGF};
+use dicyc_core::{ConfigError, ModelConfig, OffsetLayers};
 pub use dicyc_core::{OffsetSite, Pass};
 
 /// `offset_layers` in configuration files: the sites' names (`["input", "block0"]`).
@@ -106,28 +108,15 @@ impl GeneratorConfig {
             .fold(0, |bits, site| bits | site.bit())
     }
 
-    /// Checks the limits the core accepts (docs/DESIGN.md §2.1) with messages naming the field.
-    pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            (1..=64).contains(&self.in_channels) && (1..=64).contains(&self.out_channels),
-            "generator in_channels/out_channels must be in 1..=64, got {}/{}",
-            self.in_channels,
-            self.out_channels
-        );
-        anyhow::ensure!(
-            (1..=1024).contains(&self.ngf),
-            "generator ngf must be in 1..=1024, got {}",
-            self.ngf
-        );
-        anyhow::ensure!(
-            (0..=256).contains(&self.n_blocks),
-            "generator n_blocks must be in 0..=256, got {}",
-            self.n_blocks
-        );
-        anyhow::ensure!(
-            !(self.n_blocks == 0 && self.has_offset(OffsetSite::FirstBlock)),
-            "the block0 offset layer needs at least one residual block (n_blocks is 0)"
-        );
+    /// The core's description of this network's shape: sizes and offset sites, with every
+    /// limit checked by the core's own [`ModelConfig::validate`] (docs/DESIGN.md §2.1), so
+    /// the two can never disagree; errors name the configuration field and its value. The
+    /// offset *form* is the trainer's alone (the core runs per-channel offsets:
+    /// [`crate::export::core_config`] refuses the shared form).
+    pub fn core_shape(&self) -> anyhow::Result<ModelConfig> {
+        let narrow = |v: i64, name: &str| {
+            u16::try_from(v).map_err(|_| anyhow::anyhow!("generator {name} = {v} is out of range"))
+        };
         for (i, site) in self.offset_layers.iter().enumerate() {
             anyhow::ensure!(
                 !self.offset_layers[..i].contains(site),
@@ -135,17 +124,39 @@ impl GeneratorConfig {
                 site.name()
             );
         }
-        Ok(())
+        let shape = ModelConfig {
+            in_channels: narrow(self.in_channels, "in_channels")?,
+            out_channels: narrow(self.out_channels, "out_channels")?,
+            ngf: narrow(self.ngf, "ngf")?,
+            n_blocks: narrow(self.n_blocks, "n_blocks")?,
+            offset_layers: OffsetLayers::from_bits(self.offset_bits())
+                .ok_or_else(|| anyhow::anyhow!("offset layer bits"))?,
+        };
+        shape.validate().map_err(|err| {
+            let detail = match err {
+                ConfigError::ImageChannels => format!(
+                    "generator in_channels/out_channels must be in 1..={MAX_IMAGE_CHANNELS}, got {}/{}",
+                    self.in_channels, self.out_channels
+                ),
+                ConfigError::Ngf => {
+                    format!("generator ngf must be in 1..={MAX_NGF}, got {}", self.ngf)
+                }
+                ConfigError::Blocks => format!(
+                    "generator n_blocks must be in 0..={MAX_BLOCKS}, got {}",
+                    self.n_blocks
+                ),
+                ConfigError::OffsetWithoutBlock => "the block0 offset layer needs at least one \
+                     residual block (n_blocks is 0)"
+                    .to_string(),
+            };
+            anyhow::anyhow!(detail)
+        })?;
+        Ok(shape)
     }
 
-    /// Number of channels the offset layer at `site` resamples.
-    pub fn offset_channels(&self, site: OffsetSite) -> i64 {
-        match site {
-            OffsetSite::Input => self.in_channels,
-            OffsetSite::Down1 => self.ngf,
-            OffsetSite::Down2 => 2 * self.ngf,
-            OffsetSite::FirstBlock => 4 * self.ngf,
-        }
+    /// Checks the limits the core accepts ([`Self::core_shape`]).
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.core_shape().map(|_| ())
     }
 }
 
@@ -180,12 +191,13 @@ impl Generator {
         let ngf = config.ngf;
         let std = init.std;
         let mut offsets: [Option<OffsetLayer>; 4] = Default::default();
+        let shape = config.core_shape()?;
         let mut offset = |site: OffsetSite| {
             if config.has_offset(site) {
                 let path = root / "offset" / site.name();
                 offsets[site as usize] = Some(OffsetLayer::new(
                     &path,
-                    config.offset_channels(site),
+                    i64::from(site.channels(&shape)),
                     config.offset_form,
                     init.offset_std,
                 ));
