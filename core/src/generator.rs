@@ -7,9 +7,8 @@ use crate::ops::conv::{conv_rows, pack_a, Activation, ConvGeom, Dst, Elem, MapSo
 use crate::ops::conv_transpose_phases;
 use crate::ops::norm::{instance_norm, instance_norm_residual};
 use crate::ops::resample::{copy_map, offset_layer_full, OffsetSource, OffsetWork};
-use crate::plan::{
-    self, as_f16, carve, step_parts, Bump, Parts, A1, A2, A3, ALIGN, P, Q, R, U1, U2, WORK,
-};
+use crate::plan::{self, carve, step_parts, Parts, A1, A2, A3, P, Q, R, U1, U2, WORK};
+use crate::scratch::{self, as_f16, Bump, ALIGN};
 
 /// Read access to a generator's tensors: its configuration and each tensor's raw
 /// little-endian bytes (fp16 weights in PyTorch layout, f32 biases; no alignment needed).
@@ -123,7 +122,7 @@ pub fn synthesize<W: Weights + ?Sized>(
             Ok(None)
         }
     };
-    let scratch = plan::align(scratch)?;
+    let scratch = scratch::align(scratch)?;
     let (ngf, h2, w2, h4, w4) = (g.ngf, h / 2, w / 2, h / 4, w / 4);
     let n1 = ngf * h * w;
     let n2 = 2 * ngf * h2 * w2;

@@ -18,6 +18,7 @@ pub mod gemm;
 pub mod generator;
 pub mod ops;
 pub mod plan;
+mod scratch;
 
 pub use config::{
     ConfigError, Dtype, ModelConfig, OffsetLayers, OffsetSite, Param, TensorId, TensorSpec,

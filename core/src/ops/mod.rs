@@ -17,7 +17,7 @@ use conv::{conv_rows, pack_a, ConvGeom, Dst, MapSource};
 use resample::{offs_len, offset_geom, offset_layer_full, OffsetWork};
 
 use crate::error::Error;
-use crate::plan::{checked_product, f32_region_bytes, Bump, ALIGN, MAX_SIZE};
+use crate::scratch::{checked_product, f32_region_bytes, Bump, ALIGN, MAX_SIZE};
 
 /// A plain 2-D convolution's shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,7 +184,10 @@ pub fn conv_transpose2d_output_size(
     }
 }
 
-fn up_parts(cin: usize, cout: usize, h: usize, w: usize) -> [usize; 4] {
+/// Work parts `[a, b, prow, c]` of the 3×3 stride-2 transposed conv over `cin × h × w`:
+/// per part the largest of its four phases', since the phases run one after another in
+/// the same buffers (the plan sizes `up.0` and `up.1` with this too).
+pub(crate) fn up_work_parts(cin: usize, cout: usize, h: usize, w: usize) -> [usize; 4] {
     let mut m = [0; 4];
     for py in 0..2 {
         for px in 0..2 {
@@ -197,10 +200,6 @@ fn up_parts(cin: usize, cout: usize, h: usize, w: usize) -> [usize; 4] {
     m
 }
 
-pub(crate) fn up_work_parts(cin: usize, cout: usize, h: usize, w: usize) -> [usize; 4] {
-    up_parts(cin, cout, h, w)
-}
-
 /// Scratch bytes [`conv_transpose2d`] needs.
 pub fn conv_transpose2d_scratch_bytes(
     cin: usize,
@@ -209,7 +208,7 @@ pub fn conv_transpose2d_scratch_bytes(
     w: usize,
 ) -> Result<usize, Error> {
     check_dims(&[cin, cout], h, w)?;
-    scratch_bytes_of(&up_parts(cin, cout, h, w))
+    scratch_bytes_of(&up_work_parts(cin, cout, h, w))
 }
 
 /// Runs the four phases of a 3×3 stride-2 padding-1 output-padding-1 transposed conv.
@@ -270,7 +269,7 @@ pub fn conv_transpose2d(
         });
     }
     let mut bump = Bump::new(scratch)?;
-    let work = bump.conv_work(up_parts(cin, cout, h, w))?;
+    let work = bump.conv_work(up_work_parts(cin, cout, h, w))?;
     let mut src = MapSource { data: input, h, w };
     conv_transpose_phases(cin, cout, h, w, &mut src, weight, bias, act, work, output)
 }
