@@ -1,13 +1,15 @@
 //! The generator's forward pass (docs/DESIGN.md §2.1) over the scratch plan and the ops.
 
-use crate::config::Param::{Bias, Weight};
+use half::f16;
+
+use crate::config::Param::{self, Bias, Weight};
 use crate::config::{ModelConfig, OffsetSite, TensorId};
 use crate::error::Error;
 use crate::ops::conv::{conv_rows, pack_a, Activation, ConvGeom, Dst, Elem, MapSource, StoreElem};
 use crate::ops::conv_transpose_phases;
 use crate::ops::norm::{instance_norm, instance_norm_residual};
 use crate::ops::resample::{copy_map, offset_layer_full, OffsetSource, OffsetWork};
-use crate::plan::{self, carve, step_parts, Parts, A1, A2, A3, P, Q, R, U1, U2, WORK};
+use crate::plan::{self, carve, step_parts, Geoms, Parts, Plan, A1, A2, A3, P, Q, R, U1, U2, WORK};
 use crate::scratch::{self, as_f16, Bump, ALIGN};
 
 /// Read access to a generator's tensors: its configuration and each tensor's raw
@@ -65,39 +67,84 @@ pub fn synthesize<W: Weights + ?Sized>(
 ) -> Result<(), Error> {
     let config = weights.config();
     let (plan, g) = plan::plan(&config, height, width)?;
-    let (h, w) = (height, width);
-    let expected_in = g.cin * h * w;
-    if input.len() != expected_in {
+    check_buffers(&g, &plan, input.len(), output.len(), scratch.len())?;
+    check_input_values(input)?;
+    check_tensor_sizes(weights, &config)?;
+    let net = Forward {
+        weights,
+        config,
+        plan,
+        g,
+        pass,
+    };
+    let scratch = scratch::align(scratch)?;
+    net.stem(scratch, input)?;
+    net.down(scratch, 0)?;
+    net.down(scratch, 1)?;
+    net.first_block_offset(scratch)?;
+    for block in 0..config.n_blocks {
+        net.residual_block(scratch, block)?;
+    }
+    net.up(scratch, 0)?;
+    net.up(scratch, 1)?;
+    net.head(scratch, output)?;
+    check_output_values(output)
+}
+
+/// The caller's buffers against the plan, before anything is read: input and output of
+/// exactly the configuration's image size, and a scratch of at least the planned bytes
+/// plus the slack that lets it start at any address.
+fn check_buffers(
+    g: &Geoms,
+    plan: &Plan,
+    input: usize,
+    output: usize,
+    scratch: usize,
+) -> Result<(), Error> {
+    let expected_in = g.cin * g.h * g.w;
+    if input != expected_in {
         return Err(Error::InputSize {
             expected: expected_in,
-            got: input.len(),
+            got: input,
         });
     }
-    let expected_out = g.cout * h * w;
-    if output.len() != expected_out {
+    let expected_out = g.cout * g.h * g.w;
+    if output != expected_out {
         return Err(Error::OutputSize {
             expected: expected_out,
-            got: output.len(),
+            got: output,
         });
     }
     let needed = plan.total + ALIGN - 1;
-    if scratch.len() < needed {
+    if scratch < needed {
         return Err(Error::ScratchTooSmall {
             needed,
-            got: scratch.len(),
+            got: scratch,
         });
     }
+    Ok(())
+}
+
+/// Every input value finite and within `±MAX_ABS_INPUT`: the generator was trained on
+/// that range, so anything else is a caller error, not an image to run.
+fn check_input_values(input: &[f32]) -> Result<(), Error> {
     // One pass: NaN fails `contains` too, then tells the two errors apart.
-    if let Some(index) = input
+    match input
         .iter()
         .position(|v| !(-MAX_ABS_INPUT..=MAX_ABS_INPUT).contains(v))
     {
-        return Err(if input.get(index).is_some_and(|v| v.is_finite()) {
+        Some(index) => Err(if input.get(index).is_some_and(|v| v.is_finite()) {
             Error::InputOutOfRange { index }
         } else {
             Error::NonFiniteInput { index }
-        });
+        }),
+        None => Ok(()),
     }
+}
+
+/// Every tensor of the configuration present and exactly as long as its spec, checked up
+/// front so that a bad `Weights` fails before any layer runs, not half-way through.
+fn check_tensor_sizes<W: Weights + ?Sized>(weights: &W, config: &ModelConfig) -> Result<(), Error> {
     for spec in config.tensors() {
         let bytes = weights
             .tensor_bytes(spec.id)
@@ -110,234 +157,228 @@ pub fn synthesize<W: Weights + ?Sized>(
             });
         }
     }
-    let t = |id: TensorId| weights.tensor_bytes(id).ok_or(Error::MissingTensor(id));
-    let offset = |site: OffsetSite| -> Result<Option<OffsetArgs<'_>>, Error> {
-        if pass == Pass::Deformed && config.offset_layers.contains(site) {
-            Ok(Some(OffsetArgs {
-                geom: g.off[site as usize],
-                weight: t(TensorId::Offset(site, Weight))?,
-                bias: t(TensorId::Offset(site, Bias))?,
-            }))
-        } else {
-            Ok(None)
-        }
-    };
-    let scratch = scratch::align(scratch)?;
-    let (ngf, h2, w2, h4, w4) = (g.ngf, h / 2, w / 2, h / 4, w / 4);
-    let n1 = ngf * h * w;
-    let n2 = 2 * ngf * h2 * w2;
-    let n4 = 4 * ngf * h4 * w4;
+    Ok(())
+}
 
-    // Stem: [offset.input] ReflPad3 Conv7 IN ReLU.
-    {
-        let [a1, work] = carve(&mut *scratch, &plan, [A1, WORK])?;
-        let a1 = as_f16(a1, n1)?;
-        let x = MapSource { data: input, h, w };
-        let parts = step_parts(&config, &g, 0);
-        let (wt, bs) = (t(TensorId::Stem(Weight))?, t(TensorId::Stem(Bias))?);
-        conv_step(
-            &parts,
-            &g.stem,
-            x,
-            offset(OffsetSite::Input)?,
-            wt,
-            bs,
-            Activation::None,
-            work,
-            a1,
-        )?;
-        instance_norm(a1, ngf, h * w, true)?;
-    }
-    // down.0 and down.1: [offset] Conv3 s2 IN ReLU.
-    {
-        let [a1, a2, work] = carve(&mut *scratch, &plan, [A1, A2, WORK + 1])?;
-        let (a1, a2) = (as_f16(a1, n1)?, as_f16(a2, n2)?);
-        let x = MapSource { data: &*a1, h, w };
-        let parts = step_parts(&config, &g, 1);
-        let (wt, bs) = (t(TensorId::Down(0, Weight))?, t(TensorId::Down(0, Bias))?);
-        conv_step(
-            &parts,
-            &g.down0,
-            x,
-            offset(OffsetSite::Down1)?,
-            wt,
-            bs,
-            Activation::None,
-            work,
-            a2,
-        )?;
-        instance_norm(a2, 2 * ngf, h2 * w2, true)?;
-    }
-    {
-        let [a2, a3, work] = carve(&mut *scratch, &plan, [A2, A3, WORK + 2])?;
-        let (a2, a3) = (as_f16(a2, n2)?, as_f16(a3, n4)?);
-        let x = MapSource {
-            data: &*a2,
-            h: h2,
-            w: w2,
-        };
-        let parts = step_parts(&config, &g, 2);
-        let (wt, bs) = (t(TensorId::Down(1, Weight))?, t(TensorId::Down(1, Bias))?);
-        conv_step(
-            &parts,
-            &g.down1,
-            x,
-            offset(OffsetSite::Down2)?,
-            wt,
-            bs,
-            Activation::None,
-            work,
-            a3,
-        )?;
-        instance_norm(a3, 4 * ngf, h4 * w4, true)?;
-    }
-    // offset.block0, materialised: its output is both the first block's input and skip.
-    {
-        let [a3, p, work] = carve(&mut *scratch, &plan, [A3, P, WORK + 3])?;
-        let (a3, p) = (as_f16(a3, n4)?, as_f16(p, n4)?);
-        match offset(OffsetSite::FirstBlock)? {
-            Some(o) => {
-                let parts = step_parts(&config, &g, 3);
-                let mut bump = Bump::aligned(work);
-                let [oa, ob, oprow, oc] = bump.conv_work(parts.conv())?;
-                let offs = bump.f32s(parts.len[4])?;
-                pack_a(&o.geom, o.weight, oa)?;
-                let mut work = OffsetWork {
-                    a: oa,
-                    bias: o.bias,
-                    prow: oprow,
-                    offs,
-                };
-                let x = MapSource {
-                    data: &*a3,
-                    h: h4,
-                    w: w4,
-                };
-                offset_layer_full(&o.geom, &x, &mut work, ob, oc, p)?;
-            }
-            None => copy_map(a3, p)?,
-        }
-    }
-    // Residual blocks: x ← x + IN(conv1(ReLU(IN(conv0(x))))), reflection padding 1.
-    for block in 0..config.n_blocks {
-        let [p, q, r, work] = carve(&mut *scratch, &plan, [P, Q, R, WORK + 4])?;
-        let (p, q, r) = (as_f16(p, n4)?, as_f16(q, n4)?, as_f16(r, n4)?);
-        let parts = step_parts(&config, &g, 4);
-        let id = |conv, param| TensorId::Block { block, conv, param };
-        let x = MapSource {
-            data: &*p,
-            h: h4,
-            w: w4,
-        };
-        let (wt, bs) = (t(id(0, Weight))?, t(id(0, Bias))?);
-        conv_step(
-            &parts,
-            &g.block,
-            x,
-            None,
-            wt,
-            bs,
-            Activation::None,
-            &mut *work,
-            &mut *q,
-        )?;
-        instance_norm(q, 4 * ngf, h4 * w4, true)?;
-        let x = MapSource {
-            data: &*q,
-            h: h4,
-            w: w4,
-        };
-        let (wt, bs) = (t(id(1, Weight))?, t(id(1, Bias))?);
-        conv_step(
-            &parts,
-            &g.block,
-            x,
-            None,
-            wt,
-            bs,
-            Activation::None,
-            work,
-            &mut *r,
-        )?;
-        instance_norm_residual(r, p, 4 * ngf, h4 * w4)?;
-    }
-    // up.0, up.1: ConvT3 s2 p1 op1, IN, ReLU.
-    {
-        let [p, u1, work] = carve(&mut *scratch, &plan, [P, U1, WORK + 5])?;
-        let (p, u1) = (as_f16(p, n4)?, as_f16(u1, n2)?);
-        let parts = step_parts(&config, &g, 5);
-        let mut x = MapSource {
-            data: &*p,
-            h: h4,
-            w: w4,
-        };
-        let (wt, bs) = (t(TensorId::Up(0, Weight))?, t(TensorId::Up(0, Bias))?);
-        let mut bump = Bump::aligned(work);
-        let wk = bump.conv_work(parts.conv())?;
-        conv_transpose_phases(
-            4 * ngf,
-            2 * ngf,
-            h4,
-            w4,
-            &mut x,
-            wt,
-            bs,
-            Activation::None,
-            wk,
-            &mut *u1,
-        )?;
-        instance_norm(u1, 2 * ngf, h2 * w2, true)?;
-    }
-    {
-        let [u1, u2, work] = carve(&mut *scratch, &plan, [U1, U2, WORK + 6])?;
-        let (u1, u2) = (as_f16(u1, n2)?, as_f16(u2, n1)?);
-        let parts = step_parts(&config, &g, 6);
-        let mut x = MapSource {
-            data: &*u1,
-            h: h2,
-            w: w2,
-        };
-        let (wt, bs) = (t(TensorId::Up(1, Weight))?, t(TensorId::Up(1, Bias))?);
-        let mut bump = Bump::aligned(work);
-        let wk = bump.conv_work(parts.conv())?;
-        conv_transpose_phases(
-            2 * ngf,
-            ngf,
-            h2,
-            w2,
-            &mut x,
-            wt,
-            bs,
-            Activation::None,
-            wk,
-            &mut *u2,
-        )?;
-        instance_norm(u2, ngf, h * w, true)?;
-    }
-    // Head: ReflPad3 Conv7 Tanh, straight into the caller's output.
-    {
-        let [u2, work] = carve(&mut *scratch, &plan, [U2, WORK + 7])?;
-        let u2 = as_f16(u2, n1)?;
-        let parts = step_parts(&config, &g, 7);
-        let x = MapSource { data: &*u2, h, w };
-        let (wt, bs) = (t(TensorId::Head(Weight))?, t(TensorId::Head(Bias))?);
-        conv_step(
-            &parts,
-            &g.head,
-            x,
-            None,
-            wt,
-            bs,
-            Activation::Tanh,
-            work,
-            &mut *output,
-        )?;
-    }
-    // Cheap (one pass over the output) and the guarantee callers rely on: `Ok` means
-    // every value is finite.
+/// Cheap (one pass over the output) and the guarantee callers rely on: `Ok` means every
+/// value is finite.
+fn check_output_values(output: &[f32]) -> Result<(), Error> {
     match output.iter().position(|v| !v.is_finite()) {
         Some(index) => Err(Error::NonFiniteOutput { index }),
         None => Ok(()),
+    }
+}
+
+/// The shape of the maps at one of the generator's three resolutions.
+#[derive(Clone, Copy)]
+struct Level {
+    c: usize,
+    h: usize,
+    w: usize,
+}
+
+impl Level {
+    /// Values of one map: `c · h · w`.
+    fn len(self) -> usize {
+        self.c * self.h * self.w
+    }
+
+    /// Values of one channel: `h · w`.
+    fn plane(self) -> usize {
+        self.h * self.w
+    }
+
+    /// `data` read as a map of this level's size (any channel count: the stem reads the
+    /// caller's `in_channels` input at full resolution).
+    fn map<T>(self, data: &[T]) -> MapSource<'_, T> {
+        MapSource {
+            data,
+            h: self.h,
+            w: self.w,
+        }
+    }
+}
+
+/// A layer's input map, output map and work buffer (see [`Forward::maps`]).
+type LayerBuffers<'s> = (&'s mut [f16], &'s mut [f16], &'s mut [u8]);
+
+/// One forward pass: the weights, the plan at this image size, and which pass runs. Its
+/// methods are the generator's stages (docs/DESIGN.md §2.1), in the order `synthesize`
+/// calls them; each carves its buffers out of the aligned scratch the plan laid out, so a
+/// stage's reads and writes are exactly the plan's table.
+struct Forward<'w, W: ?Sized> {
+    weights: &'w W,
+    config: ModelConfig,
+    plan: Plan,
+    g: Geoms,
+    pass: Pass,
+}
+
+impl<W: Weights + ?Sized> Forward<'_, W> {
+    /// Stem: [offset.input] ReflPad3 Conv7, IN, ReLU; the caller's input → `A1`.
+    fn stem(&self, scratch: &mut [u8], input: &[f32]) -> Result<(), Error> {
+        let full = self.level(0);
+        let [a1, work] = carve(scratch, &self.plan, [A1, WORK])?;
+        let a1 = as_f16(a1, full.len())?;
+        self.conv(0, TensorId::Stem, full.map(input), work, &mut *a1)?;
+        instance_norm(a1, full.c, full.plane(), true)
+    }
+
+    /// down.0 (`A1 → A2`), down.1 (`A2 → A3`): [offset] Conv3 s2, IN, ReLU.
+    fn down(&self, scratch: &mut [u8], i: u8) -> Result<(), Error> {
+        let (from, to) = (self.level(i), self.level(i + 1));
+        let (src, dst) = if i == 0 { (A1, A2) } else { (A2, A3) };
+        let step = usize::from(i) + 1;
+        let (x, y, work) = self.maps(scratch, (src, from), (dst, to), step)?;
+        self.conv(step, |p| TensorId::Down(i, p), from.map(&*x), work, &mut *y)?;
+        instance_norm(y, to.c, to.plane(), true)
+    }
+
+    /// offset.block0 (`A3 → P`), materialised: its output is both the first block's input
+    /// and its skip. The undeformed pass (or a configuration without it) copies the map.
+    fn first_block_offset(&self, scratch: &mut [u8]) -> Result<(), Error> {
+        let quarter = self.level(2);
+        let (a3, p, work) = self.maps(scratch, (A3, quarter), (P, quarter), 3)?;
+        let Some(o) = self.offset(OffsetSite::FirstBlock)? else {
+            return copy_map(a3, p);
+        };
+        let parts = step_parts(&self.config, &self.g, 3);
+        let mut bump = Bump::aligned(work);
+        let [oa, ob, oprow, oc] = bump.conv_work(parts.conv())?;
+        let offs = bump.f32s(parts.len[4])?;
+        let mut work = o.work(oa, oprow, offs)?;
+        offset_layer_full(&o.geom, &quarter.map(&*a3), &mut work, ob, oc, p)
+    }
+
+    /// Residual block `block`: `P ← P + IN(conv1(ReLU(IN(conv0(P)))))`, reflection
+    /// padding 1, through `Q` and `R`.
+    fn residual_block(&self, scratch: &mut [u8], block: u16) -> Result<(), Error> {
+        let quarter = self.level(2);
+        let [p, q, r, work] = carve(scratch, &self.plan, [P, Q, R, WORK + 4])?;
+        let n = quarter.len();
+        let (p, q, r) = (as_f16(p, n)?, as_f16(q, n)?, as_f16(r, n)?);
+        let id = |conv| move |param| TensorId::Block { block, conv, param };
+        self.conv(4, id(0), quarter.map(&*p), &mut *work, &mut *q)?;
+        instance_norm(q, quarter.c, quarter.plane(), true)?;
+        self.conv(4, id(1), quarter.map(&*q), work, &mut *r)?;
+        instance_norm_residual(r, p, quarter.c, quarter.plane())
+    }
+
+    /// up.0 (`P → U1`), up.1 (`U1 → U2`): ConvT3 s2 p1 op1 as four phase convs, IN, ReLU.
+    fn up(&self, scratch: &mut [u8], i: u8) -> Result<(), Error> {
+        let (from, to) = (self.level(2 - i), self.level(1 - i));
+        let (src, dst) = if i == 0 { (P, U1) } else { (U1, U2) };
+        let step = usize::from(i) + 5;
+        let (x, y, work) = self.maps(scratch, (src, from), (dst, to), step)?;
+        let parts = step_parts(&self.config, &self.g, step);
+        let mut x = from.map(&*x);
+        let (wt, bs) = self.tensors(|p| TensorId::Up(i, p))?;
+        let work = Bump::aligned(work).conv_work(parts.conv())?;
+        let (c, h, w) = (from.c, from.h, from.w);
+        conv_transpose_phases(
+            c,
+            to.c,
+            h,
+            w,
+            &mut x,
+            wt,
+            bs,
+            Activation::None,
+            work,
+            &mut *y,
+        )?;
+        instance_norm(y, to.c, to.plane(), true)
+    }
+
+    /// Head: ReflPad3 Conv7 Tanh, from `U2` straight into the caller's output.
+    fn head(&self, scratch: &mut [u8], output: &mut [f32]) -> Result<(), Error> {
+        let full = self.level(0);
+        let [u2, work] = carve(scratch, &self.plan, [U2, WORK + 7])?;
+        let u2 = as_f16(u2, full.len())?;
+        self.conv(7, TensorId::Head, full.map(&*u2), work, output)
+    }
+
+    /// The maps at resolution `level` (0, 1, 2): `2^level · ngf` channels of
+    /// `h / 2^level × w / 2^level`.
+    fn level(&self, level: u8) -> Level {
+        let k = 1usize << level;
+        Level {
+            c: k * self.g.ngf,
+            h: self.g.h / k,
+            w: self.g.w / k,
+        }
+    }
+
+    /// A layer's two planned maps (`src` read at `from`, `dst` written at `to`) and the
+    /// work buffer of step `step`, as disjoint views of the aligned scratch.
+    fn maps<'s>(
+        &self,
+        scratch: &'s mut [u8],
+        (src, from): (usize, Level),
+        (dst, to): (usize, Level),
+        step: usize,
+    ) -> Result<LayerBuffers<'s>, Error> {
+        let [x, y, work] = carve(scratch, &self.plan, [src, dst, WORK + step])?;
+        Ok((as_f16(x, from.len())?, as_f16(y, to.len())?, work))
+    }
+
+    /// The weight and the bias `id` names. Their presence and sizes were checked before
+    /// the first layer; a `Weights` that changes its mind is still an error, not a panic.
+    fn tensors(&self, id: impl Fn(Param) -> TensorId) -> Result<(&[u8], &[u8]), Error> {
+        let tensor = |id| {
+            self.weights
+                .tensor_bytes(id)
+                .ok_or(Error::MissingTensor(id))
+        };
+        Ok((tensor(id(Weight))?, tensor(id(Bias))?))
+    }
+
+    /// The offset layer in front of the conv at `site`, where this pass runs one: the
+    /// deformed pass, and only where the configuration has the layer.
+    fn offset(&self, site: OffsetSite) -> Result<Option<OffsetArgs<'_>>, Error> {
+        if self.pass != Pass::Deformed || !self.config.offset_layers.contains(site) {
+            return Ok(None);
+        }
+        let (weight, bias) = self.tensors(|p| TensorId::Offset(site, p))?;
+        Ok(Some(OffsetArgs {
+            geom: self.g.off[site as usize],
+            weight,
+            bias,
+        }))
+    }
+
+    /// The conv of step `step` (0, 1, 2: stem, down.0, down.1; 4: a block conv; 7: the
+    /// head): its geometry, the offset site in front of it (the encoder's convs only) and
+    /// its fused activation (tanh at the head alone).
+    fn conv_of(&self, step: usize) -> (&ConvGeom, Option<OffsetSite>, Activation) {
+        let g = &self.g;
+        match step {
+            0 => (&g.stem, Some(OffsetSite::Input), Activation::None),
+            1 => (&g.down0, Some(OffsetSite::Down1), Activation::None),
+            2 => (&g.down1, Some(OffsetSite::Down2), Activation::None),
+            4 => (&g.block, None, Activation::None),
+            _ => (&g.head, None, Activation::Tanh),
+        }
+    }
+
+    /// The conv of step `step` ([`Self::conv_of`]) with the tensors `id` names, reading
+    /// `x` (through the step's offset layer where this pass runs one) into `out`.
+    fn conv<T: Elem, D: StoreElem>(
+        &self,
+        step: usize,
+        id: impl Fn(Param) -> TensorId,
+        x: MapSource<'_, T>,
+        work: &mut [u8],
+        out: &mut [D],
+    ) -> Result<(), Error> {
+        let (geom, site, act) = self.conv_of(step);
+        let parts = step_parts(&self.config, &self.g, step);
+        let (weight, bias) = self.tensors(id)?;
+        let offset = match site {
+            Some(site) => self.offset(site)?,
+            None => None,
+        };
+        conv_step(&parts, geom, x, offset, weight, bias, act, work, out)
     }
 }
 
@@ -346,6 +387,28 @@ struct OffsetArgs<'a> {
     geom: ConvGeom,
     weight: &'a [u8],
     bias: &'a [u8],
+}
+
+impl<'a> OffsetArgs<'a> {
+    /// The offset conv's work: its weights packed into `a`, with its bias, padded-row and
+    /// offset-strip buffers (both callers carve these from their own step's parts).
+    fn work<'b>(
+        &self,
+        a: &'b mut [f32],
+        prow: &'b mut [f32],
+        offs: &'b mut [f32],
+    ) -> Result<OffsetWork<'b>, Error>
+    where
+        'a: 'b,
+    {
+        pack_a(&self.geom, self.weight, a)?;
+        Ok(OffsetWork {
+            a,
+            bias: self.bias,
+            prow,
+            offs,
+        })
+    }
 }
 
 /// One conv layer, reading `x` directly or through an offset layer's strip resampler.
@@ -379,13 +442,7 @@ fn conv_step<T: Elem, D: StoreElem>(
             let oprow = bump.f32s(parts.len[5])?;
             let offs = bump.f32s(parts.len[6])?;
             let ring = bump.f32s(parts.len[7])?;
-            pack_a(&o.geom, o.weight, oa)?;
-            let work = OffsetWork {
-                a: oa,
-                bias: o.bias,
-                prow: oprow,
-                offs,
-            };
+            let work = o.work(oa, oprow, offs)?;
             let mut src = OffsetSource::new(x, o.geom, work, ring, conv.tile_span());
             conv_rows(
                 conv,
