@@ -65,235 +65,25 @@ impl<'a> WeightFile<'a> {
     /// and [`WeightFile::bytes`] is the file alone.
     pub fn new_checked(bytes: &'a [u8]) -> Result<WeightFile<'a>, FormatError> {
         let available = bytes.len();
-        // 1. A whole header.
-        let head: &[u8; HEADER_LEN] = bytes
-            .get(..HEADER_LEN)
-            .and_then(|h| h.try_into().ok())
-            .ok_or(FormatError::Truncated {
-                needed: HEADER_LEN as u64,
-                available: available as u64,
-            })?;
+        let head = whole_header(bytes)?;
         let h = Header::parse(head);
-        // 2. Magic, 3. major version: the only fields whose place never changes.
-        if h.magic != MAGIC {
-            return Err(FormatError::BadMagic { found: h.magic });
-        }
-        if h.major != VERSION_MAJOR {
-            return Err(FormatError::UnsupportedVersion { found: h.major });
-        }
-        // 4. Header checksum.
-        let computed = header::header_crc(head);
-        if computed != h.header_crc {
-            return Err(FormatError::CrcMismatch {
-                section: Section::Header,
-                stored: h.header_crc,
-                computed,
-            });
-        }
-        // 5. Reserved header bytes, unless a newer minor version may have used them.
+        check_magic_and_major(&h)?;
+        crc_matches(Section::Header, h.header_crc, header::header_crc(head))?;
+        // Reserved bytes are checked unless a newer minor version may have used them.
         // (Always `minor == 0` while VERSION_MINOR is 0; written for later minor versions.)
         #[allow(clippy::absurd_extreme_comparisons)]
         let strict = h.minor <= VERSION_MINOR;
         if strict {
-            if let Some(offset) = header::first_reserved_non_zero(head) {
-                return Err(FormatError::ReservedNotZero {
-                    offset: offset as u64,
-                });
-            }
+            reserved_zero(header::first_reserved_non_zero(head), 0)?;
         }
-        // 6. The configuration, its hash, its tensor count; the normalisation.
-        let offset_layers =
-            OffsetLayers::from_bits(h.offset_layers).ok_or(FormatError::UnknownOffsetLayers {
-                bits: h.offset_layers,
-            })?;
-        let config = ModelConfig {
-            in_channels: h.in_channels,
-            out_channels: h.out_channels,
-            ngf: h.ngf,
-            n_blocks: h.n_blocks,
-            offset_layers,
-        };
-        config.validate().map_err(FormatError::InvalidConfig)?;
-        let architecture_hash = config.architecture_hash();
-        if architecture_hash != h.architecture_hash {
-            return Err(FormatError::ArchitectureHashMismatch {
-                stored: h.architecture_hash,
-                computed: architecture_hash,
-            });
-        }
-        let expected_count = config.tensor_count();
-        if h.tensor_count != expected_count {
-            return Err(FormatError::TensorCountMismatch {
-                expected: expected_count,
-                found: h.tensor_count,
-            });
-        }
-        let normalization = Normalization {
-            input_offset: h.input_offset,
-            input_scale: h.input_scale,
-            output_offset: h.output_offset,
-            output_scale: h.output_scale,
-        };
-        normalization
-            .validate()
-            .map_err(|field| FormatError::InvalidNormalization { field })?;
-        // 7. The whole file is present.
-        if h.file_len > available as u64 {
-            return Err(FormatError::Truncated {
-                needed: h.file_len,
-                available: available as u64,
-            });
-        }
-        let file_len = to_usize(h.file_len, available)?;
-        let file = slice(bytes, 0, file_len)?;
-        // 8. The table right after the header, 9. the data section right after the table.
-        let header_end = HEADER_LEN as u64;
-        if h.table_offset != header_end {
-            return Err(if h.table_offset < header_end {
-                FormatError::Overlap {
-                    region: Region::Table,
-                    offset: h.table_offset,
-                    expected: header_end,
-                }
-            } else {
-                FormatError::Hole {
-                    region: Region::Table,
-                    offset: h.table_offset,
-                    expected: header_end,
-                }
-            });
-        }
-        // The count matches a valid configuration (≤ 1044 records): no overflow here.
-        let table_end = header_end.saturating_add((h.tensor_count as u64) * RECORD_LEN as u64);
-        let expected_data = layout::data_offset(h.tensor_count).unwrap_or(u64::MAX);
-        if h.data_offset % super::ALIGN as u64 != 0 {
-            return Err(FormatError::Misaligned {
-                region: Region::Data,
-                offset: h.data_offset,
-            });
-        }
-        if h.data_offset < expected_data {
-            return Err(FormatError::Overlap {
-                region: Region::Data,
-                offset: h.data_offset,
-                expected: expected_data,
-            });
-        }
-        if h.data_offset > expected_data {
-            return Err(FormatError::Hole {
-                region: Region::Data,
-                offset: h.data_offset,
-                expected: expected_data,
-            });
-        }
-        if h.data_offset > h.file_len {
-            return Err(FormatError::OutOfBounds {
-                region: Region::Data,
-                offset: h.data_offset,
-                len: 0,
-                limit: h.file_len,
-            });
-        }
-        let data_offset = to_usize(h.data_offset, available)?;
-        let table_end = to_usize(table_end, available)?;
-        // 10. Table and data checksums.
-        let table_section = slice(file, HEADER_LEN, data_offset)?;
-        let computed = crc32c(table_section);
-        if computed != h.table_crc {
-            return Err(FormatError::CrcMismatch {
-                section: Section::Table,
-                stored: h.table_crc,
-                computed,
-            });
-        }
-        let data = slice(file, data_offset, file_len)?;
-        let computed = crc32c(data);
-        if computed != h.data_crc {
-            return Err(FormatError::CrcMismatch {
-                section: Section::Data,
-                stored: h.data_crc,
-                computed,
-            });
-        }
-        // 11. Zero padding between the table and the data.
+        let (config, architecture_hash) = header_config(&h)?;
+        let normalization = header_normalization(&h)?;
+        let file = whole_file(bytes, &h)?;
+        let (table_end, data_offset) = section_offsets(&h, available)?;
+        let sections = checksummed_sections(file, &h, table_end, data_offset, available)?;
         check_zero(slice(file, table_end, data_offset)?, table_end)?;
-        // 12. Every record: well-formed, the configuration's tensor, placed canonically.
-        let mut cursor = DataCursor::new();
-        for (index, spec) in (0..h.tensor_count).zip(config.tensors()) {
-            let record_at = HEADER_LEN.saturating_add((index as usize).saturating_mul(RECORD_LEN));
-            if strict {
-                if let Some(offset) = Record::first_reserved_non_zero(table_section, index) {
-                    return Err(FormatError::ReservedNotZero {
-                        offset: record_at.saturating_add(offset) as u64,
-                    });
-                }
-            }
-            let record = Record::parse(table_section, index).ok_or(FormatError::Truncated {
-                needed: table_end as u64,
-                available: available as u64,
-            })?;
-            check_record(&record, index, &spec)?;
-            let region = Region::Tensor(index);
-            if record.offset % super::ALIGN as u64 != 0 {
-                return Err(FormatError::Misaligned {
-                    region,
-                    offset: record.offset,
-                });
-            }
-            if record.offset < cursor.next {
-                return Err(FormatError::Overlap {
-                    region,
-                    offset: record.offset,
-                    expected: cursor.next,
-                });
-            }
-            if record.offset > cursor.next {
-                return Err(FormatError::Hole {
-                    region,
-                    offset: record.offset,
-                    expected: cursor.next,
-                });
-            }
-            let data_len = data.len() as u64;
-            let end = match record.offset.checked_add(record.len) {
-                Some(end) if end <= data_len => end,
-                _ => {
-                    return Err(FormatError::OutOfBounds {
-                        region,
-                        offset: record.offset,
-                        len: record.len,
-                        limit: data_len,
-                    })
-                }
-            };
-            cursor
-                .place(record.len)
-                .ok_or(FormatError::DimsOverflow { index })?;
-            // Padding after the tensor (as far as the file goes: a short file is caught
-            // by the length check below).
-            let pad_end = cursor.next.min(data_len);
-            let (end, pad_end) = (to_usize(end, available)?, to_usize(pad_end, available)?);
-            check_zero(slice(data, end, pad_end)?, data_offset.saturating_add(end))?;
-            // Every value finite: the writer refuses NaN and infinities, so one here was
-            // written by something else and would turn the output into NaN.
-            let start = to_usize(record.offset, available)?;
-            if let Some(element) =
-                super::le::first_non_finite(slice(data, start, end)?, spec.dtype.size())
-            {
-                return Err(FormatError::NonFiniteWeight {
-                    index,
-                    element: element as u64,
-                });
-            }
-        }
-        // 13. Nothing after the last tensor's padding, and that padding complete.
-        let expected_len = h.data_offset.saturating_add(cursor.next);
-        if expected_len != h.file_len {
-            return Err(FormatError::FileLengthMismatch {
-                expected: expected_len,
-                found: h.file_len,
-            });
-        }
+        let data_len = sections.check_records(&config, h.tensor_count, strict)?;
+        check_file_len(&h, data_len)?;
         Ok(WeightFile {
             bytes: file,
             config,
@@ -396,6 +186,328 @@ impl fmt::Debug for WeightFile<'_> {
             .field("normalization", &self.normalization)
             .field("crc32c", &format_args!("{:#010x}", self.header_crc))
             .finish()
+    }
+}
+
+// The steps of `WeightFile::new_checked`, in the order `docs/FORMAT.md` ("Validation")
+// numbers them: the first failing check is the one reported, so each step runs only on
+// what the steps before it have established.
+
+/// Step 1: a whole header, before any field is read.
+fn whole_header(bytes: &[u8]) -> Result<&[u8; HEADER_LEN], FormatError> {
+    bytes
+        .get(..HEADER_LEN)
+        .and_then(|h| h.try_into().ok())
+        .ok_or(FormatError::Truncated {
+            needed: HEADER_LEN as u64,
+            available: bytes.len() as u64,
+        })
+}
+
+/// Steps 2 and 3: magic and major version, before the checksum, because they are the
+/// only fields whose place never changes (they decide where the checksum is).
+fn check_magic_and_major(h: &Header) -> Result<(), FormatError> {
+    if h.magic != MAGIC {
+        return Err(FormatError::BadMagic { found: h.magic });
+    }
+    if h.major != VERSION_MAJOR {
+        return Err(FormatError::UnsupportedVersion { found: h.major });
+    }
+    Ok(())
+}
+
+/// `CrcMismatch` for `section` unless its `stored` checksum is the `computed` one
+/// (step 4 for the header, step 10 for the table and the data).
+fn crc_matches(section: Section, stored: u32, computed: u32) -> Result<(), FormatError> {
+    if computed == stored {
+        Ok(())
+    } else {
+        Err(FormatError::CrcMismatch {
+            section,
+            stored,
+            computed,
+        })
+    }
+}
+
+/// `ReservedNotZero` at `base` + `found`, the first non-zero reserved byte if any (step 5
+/// for the header, base 0; step 12 for a record, base its offset in the file).
+fn reserved_zero(found: Option<usize>, base: usize) -> Result<(), FormatError> {
+    match found {
+        Some(offset) => Err(FormatError::ReservedNotZero {
+            offset: base.saturating_add(offset) as u64,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Step 6: the configuration the header describes, valid, with the architecture hash and
+/// tensor count it implies stored; returned with that hash. Checked before any offset,
+/// because the layout the later steps demand is the configuration's.
+fn header_config(h: &Header) -> Result<(ModelConfig, u64), FormatError> {
+    let offset_layers =
+        OffsetLayers::from_bits(h.offset_layers).ok_or(FormatError::UnknownOffsetLayers {
+            bits: h.offset_layers,
+        })?;
+    let config = ModelConfig {
+        in_channels: h.in_channels,
+        out_channels: h.out_channels,
+        ngf: h.ngf,
+        n_blocks: h.n_blocks,
+        offset_layers,
+    };
+    config.validate().map_err(FormatError::InvalidConfig)?;
+    let architecture_hash = config.architecture_hash();
+    if architecture_hash != h.architecture_hash {
+        return Err(FormatError::ArchitectureHashMismatch {
+            stored: h.architecture_hash,
+            computed: architecture_hash,
+        });
+    }
+    let expected_count = config.tensor_count();
+    if h.tensor_count != expected_count {
+        return Err(FormatError::TensorCountMismatch {
+            expected: expected_count,
+            found: h.tensor_count,
+        });
+    }
+    Ok((config, architecture_hash))
+}
+
+/// Step 6, last: the normalisation constants, finite with non-zero scales, so that no
+/// caller maps intensities through a NaN.
+fn header_normalization(h: &Header) -> Result<Normalization, FormatError> {
+    let normalization = Normalization {
+        input_offset: h.input_offset,
+        input_scale: h.input_scale,
+        output_offset: h.output_offset,
+        output_scale: h.output_scale,
+    };
+    normalization
+        .validate()
+        .map_err(|field| FormatError::InvalidNormalization { field })?;
+    Ok(normalization)
+}
+
+/// Step 7: the whole file is present; it is the header's `file_len` bytes from the start
+/// (what follows, erased flash for instance, is ignored).
+fn whole_file<'a>(bytes: &'a [u8], h: &Header) -> Result<&'a [u8], FormatError> {
+    let available = bytes.len();
+    if h.file_len > available as u64 {
+        return Err(FormatError::Truncated {
+            needed: h.file_len,
+            available: available as u64,
+        });
+    }
+    let file_len = to_usize(h.file_len, available)?;
+    slice(bytes, 0, file_len)
+}
+
+/// `Overlap` if `region` starts before `expected`, `Hole` if after: one configuration has
+/// exactly one layout, so anything else is a malformed file.
+fn placed_at(region: Region, offset: u64, expected: u64) -> Result<(), FormatError> {
+    if offset < expected {
+        return Err(FormatError::Overlap {
+            region,
+            offset,
+            expected,
+        });
+    }
+    if offset > expected {
+        return Err(FormatError::Hole {
+            region,
+            offset,
+            expected,
+        });
+    }
+    Ok(())
+}
+
+/// Steps 8 and 9: the table right after the header, the data section aligned right after
+/// the table and inside the file; returns the end of the records and the data offset.
+fn section_offsets(h: &Header, available: usize) -> Result<(usize, usize), FormatError> {
+    let header_end = HEADER_LEN as u64;
+    placed_at(Region::Table, h.table_offset, header_end)?;
+    // The count matches a valid configuration (≤ 1044 records): no overflow here.
+    let table_end = header_end.saturating_add((h.tensor_count as u64) * RECORD_LEN as u64);
+    let expected_data = layout::data_offset(h.tensor_count).unwrap_or(u64::MAX);
+    if h.data_offset % super::ALIGN as u64 != 0 {
+        return Err(FormatError::Misaligned {
+            region: Region::Data,
+            offset: h.data_offset,
+        });
+    }
+    placed_at(Region::Data, h.data_offset, expected_data)?;
+    if h.data_offset > h.file_len {
+        return Err(FormatError::OutOfBounds {
+            region: Region::Data,
+            offset: h.data_offset,
+            len: 0,
+            limit: h.file_len,
+        });
+    }
+    let data_offset = to_usize(h.data_offset, available)?;
+    let table_end = to_usize(table_end, available)?;
+    Ok((table_end, data_offset))
+}
+
+/// Step 10: the table and data checksums, table first; returns the two sections. Checked
+/// before any record is read, so a corrupted table is reported as corruption, not as
+/// whichever record check it happens to trip.
+fn checksummed_sections<'a>(
+    file: &'a [u8],
+    h: &Header,
+    table_end: usize,
+    data_offset: usize,
+    available: usize,
+) -> Result<Sections<'a>, FormatError> {
+    let table = slice(file, HEADER_LEN, data_offset)?;
+    crc_matches(Section::Table, h.table_crc, crc32c(table))?;
+    let data = slice(file, data_offset, file.len())?;
+    crc_matches(Section::Data, h.data_crc, crc32c(data))?;
+    Ok(Sections {
+        table,
+        data,
+        table_end,
+        data_offset,
+        available,
+    })
+}
+
+/// Step 13: nothing after the last tensor's padding, and that padding complete.
+fn check_file_len(h: &Header, data_len: u64) -> Result<(), FormatError> {
+    let expected_len = h.data_offset.saturating_add(data_len);
+    if expected_len != h.file_len {
+        return Err(FormatError::FileLengthMismatch {
+            expected: expected_len,
+            found: h.file_len,
+        });
+    }
+    Ok(())
+}
+
+/// Where a tensor lies in the data section: its data `start..end`, then zero padding up
+/// to `next` (the aligned start of the tensor after it).
+#[derive(Clone, Copy)]
+struct Placed {
+    start: u64,
+    end: u64,
+    next: u64,
+}
+
+/// The located, checksummed table and data sections that step 12 reads the records and
+/// tensors from.
+struct Sections<'a> {
+    /// `HEADER_LEN..data_offset`: the records and the padding after them.
+    table: &'a [u8],
+    /// `data_offset..file_len`.
+    data: &'a [u8],
+    /// End of the last record (file offset).
+    table_end: usize,
+    /// Start of the data section (file offset).
+    data_offset: usize,
+    /// Length of the slice given to `new_checked` (for `Truncated`).
+    available: usize,
+}
+
+impl Sections<'_> {
+    /// Step 12: every record well-formed, the configuration's tensor, placed canonically,
+    /// with zero padding and finite values; returns the data section's canonical length
+    /// (the aligned end of the last tensor).
+    fn check_records(
+        &self,
+        config: &ModelConfig,
+        tensor_count: u32,
+        strict: bool,
+    ) -> Result<u64, FormatError> {
+        let mut cursor = DataCursor::new();
+        for (index, spec) in (0..tensor_count).zip(config.tensors()) {
+            let record = self.record(index, &spec, strict)?;
+            let placed = self.place(&record, index, &mut cursor)?;
+            self.check_bytes(index, placed, spec.dtype.size())?;
+        }
+        Ok(cursor.next)
+    }
+
+    /// Record `index`: reserved bytes zero (`strict`), readable, and a well-formed record
+    /// of the configuration's tensor `spec`.
+    fn record(&self, index: u32, spec: &TensorSpec, strict: bool) -> Result<Record, FormatError> {
+        if strict {
+            let record_at = HEADER_LEN.saturating_add((index as usize).saturating_mul(RECORD_LEN));
+            reserved_zero(
+                Record::first_reserved_non_zero(self.table, index),
+                record_at,
+            )?;
+        }
+        let record = Record::parse(self.table, index).ok_or(FormatError::Truncated {
+            needed: self.table_end as u64,
+            available: self.available as u64,
+        })?;
+        check_record(&record, index, spec)?;
+        Ok(record)
+    }
+
+    /// Record `index`'s data placed canonically: aligned, right at `cursor` (the aligned
+    /// end of the previous tensor) and inside the data section. Advances `cursor` past the
+    /// tensor's padding and returns where its data and padding lie.
+    fn place(
+        &self,
+        record: &Record,
+        index: u32,
+        cursor: &mut DataCursor,
+    ) -> Result<Placed, FormatError> {
+        let region = Region::Tensor(index);
+        if record.offset % super::ALIGN as u64 != 0 {
+            return Err(FormatError::Misaligned {
+                region,
+                offset: record.offset,
+            });
+        }
+        placed_at(region, record.offset, cursor.next)?;
+        let data_len = self.data.len() as u64;
+        let end = match record.offset.checked_add(record.len) {
+            Some(end) if end <= data_len => end,
+            _ => {
+                return Err(FormatError::OutOfBounds {
+                    region,
+                    offset: record.offset,
+                    len: record.len,
+                    limit: data_len,
+                })
+            }
+        };
+        cursor
+            .place(record.len)
+            .ok_or(FormatError::DimsOverflow { index })?;
+        Ok(Placed {
+            start: record.offset,
+            end,
+            next: cursor.next,
+        })
+    }
+
+    /// The bytes of record `index`'s tensor, of `size`-byte values: zero padding after
+    /// the data, and every value finite (the writer refuses NaN and infinities, so one
+    /// here was written by something else and would turn the output into NaN).
+    fn check_bytes(&self, index: u32, placed: Placed, size: usize) -> Result<(), FormatError> {
+        let available = self.available;
+        // Padding after the tensor (as far as the file goes: a short file is caught by the
+        // length check of step 13).
+        let pad_end = placed.next.min(self.data.len() as u64);
+        let end = to_usize(placed.end, available)?;
+        let pad_end = to_usize(pad_end, available)?;
+        check_zero(
+            slice(self.data, end, pad_end)?,
+            self.data_offset.saturating_add(end),
+        )?;
+        let start = to_usize(placed.start, available)?;
+        match super::le::first_non_finite(slice(self.data, start, end)?, size) {
+            Some(element) => Err(FormatError::NonFiniteWeight {
+                index,
+                element: element as u64,
+            }),
+            None => Ok(()),
+        }
     }
 }
 
