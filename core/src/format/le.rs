@@ -1,30 +1,54 @@
 //! Bounds-checked little-endian field access. Out-of-range reads yield `None`, out-of-range
 //! writes do nothing and return `false`; nothing here can panic.
+//!
+//! Every little-endian decode of the core is here: the header and record fields, the
+//! tensor views' elements, and the fp16 weights and f32 biases the ops read straight from
+//! a weight file's bytes (so those need no alignment and no host-endian cast).
+
+use half::f16;
 
 /// The `N` bytes at `offset`, if `bytes` holds them.
+#[inline]
 pub(crate) fn array<const N: usize>(bytes: &[u8], offset: usize) -> Option<[u8; N]> {
     let end = offset.checked_add(N)?;
     bytes.get(offset..end)?.try_into().ok()
 }
 
+#[inline]
 pub(crate) fn u8_at(bytes: &[u8], offset: usize) -> Option<u8> {
     bytes.get(offset).copied()
 }
 
+#[inline]
 pub(crate) fn u16_at(bytes: &[u8], offset: usize) -> Option<u16> {
     array(bytes, offset).map(u16::from_le_bytes)
 }
 
+#[inline]
 pub(crate) fn u32_at(bytes: &[u8], offset: usize) -> Option<u32> {
     array(bytes, offset).map(u32::from_le_bytes)
 }
 
+#[inline]
 pub(crate) fn u64_at(bytes: &[u8], offset: usize) -> Option<u64> {
     array(bytes, offset).map(u64::from_le_bytes)
 }
 
+#[inline]
 pub(crate) fn f32_at(bytes: &[u8], offset: usize) -> Option<f32> {
     u32_at(bytes, offset).map(f32::from_bits)
+}
+
+/// Element `i` of an array of little-endian fp16 values.
+#[inline]
+pub(crate) fn f16_element(bytes: &[u8], i: usize) -> Option<f16> {
+    array(bytes, i.checked_mul(2)?).map(f16::from_le_bytes)
+}
+
+/// Element `i` of an array of little-endian f32 values.
+#[inline]
+pub(crate) fn f32_element(bytes: &[u8], i: usize) -> Option<f32> {
+    f32_at(bytes, i.checked_mul(4)?)
 }
 
 /// Copies `value` to `offset`; `false` if `bytes` is too short.

@@ -47,7 +47,8 @@ mod crc;
 mod error;
 mod header;
 mod layout;
-mod le;
+// Crate-visible: the ops decode weight bytes with the same readers.
+pub(crate) mod le;
 mod reader;
 mod table;
 mod writer;

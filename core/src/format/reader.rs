@@ -601,7 +601,7 @@ impl<'a> TensorView<'a> {
         if self.spec.dtype != Dtype::F16 {
             return None;
         }
-        super::le::array(self.bytes, i.checked_mul(2)?).map(f16::from_le_bytes)
+        super::le::f16_element(self.bytes, i)
     }
 
     /// Element `i` as `f32`, for either dtype (fp16 widens exactly); `None` if `i` is out
@@ -609,7 +609,7 @@ impl<'a> TensorView<'a> {
     pub fn f32_at(&self, i: usize) -> Option<f32> {
         match self.spec.dtype {
             Dtype::F16 => self.f16_at(i).map(f16::to_f32),
-            Dtype::F32 => super::le::f32_at(self.bytes, i.checked_mul(4)?),
+            Dtype::F32 => super::le::f32_element(self.bytes, i),
         }
     }
 

@@ -25,6 +25,7 @@ use half::f16;
 use half::slice::HalfFloatSliceExt;
 
 use crate::error::Error;
+use crate::format::le;
 use crate::gemm::{micro_kernel, packed_a_len, packed_b_len, MR, NR};
 use crate::ops::math;
 
@@ -443,20 +444,6 @@ fn map_index(i: isize, n: usize, pad: Padding) -> Option<usize> {
     }
 }
 
-/// Reads element `i` of a little-endian fp16 byte array.
-#[inline]
-pub(crate) fn f16_le(bytes: &[u8], i: usize) -> Option<f32> {
-    let b = bytes.get(2 * i..2 * i + 2)?;
-    Some(f16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32())
-}
-
-/// Reads element `i` of a little-endian f32 byte array.
-#[inline]
-pub(crate) fn f32_le(bytes: &[u8], i: usize) -> Option<f32> {
-    let b = bytes.get(4 * i..4 * i + 4)?;
-    Some(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-}
-
 /// Packs the fp16 weights of `g` (little-endian bytes, no alignment needed) as packed A.
 pub(crate) fn pack_a(g: &ConvGeom, weights: &[u8], out: &mut [f32]) -> Result<(), Error> {
     let k = g.k();
@@ -473,7 +460,7 @@ pub(crate) fn pack_a(g: &ConvGeom, weights: &[u8], out: &mut [f32]) -> Result<()
                             WLayout::Oihw => (co * g.cin + ci) * ks * ks + widx,
                             WLayout::Iohw => (ci * g.cout + co) * ks * ks + widx,
                         };
-                        f16_le(weights, i).ok_or(Error::Internal)?
+                        le::f16_element(weights, i).ok_or(Error::Internal)?.to_f32()
                     } else {
                         0.0
                     };
@@ -741,7 +728,7 @@ fn conv_rows_direct<S: RowSource, D: StoreElem>(
             .checked_sub(dst.row_origin)
             .ok_or(Error::Internal)?;
         for (co, accr) in acc.chunks_exact(ow).enumerate() {
-            let bv = f32_le(bias, co).ok_or(Error::Internal)?;
+            let bv = le::f32_element(bias, co).ok_or(Error::Internal)?;
             let base = co * dst.chan_stride + row * dst.row_stride + g.out_x0;
             for (ox, &v) in accr.iter().enumerate() {
                 let i = base + ox * g.out_step;
@@ -781,7 +768,7 @@ fn store_tile<D: StoreElem>(
         *off = row * dst.row_stride + ox * g.out_step + g.out_x0;
     }
     for mm in 0..mv {
-        let bv = f32_le(bias, m0 + mm).ok_or(Error::Internal)?;
+        let bv = le::f32_element(bias, m0 + mm).ok_or(Error::Internal)?;
         let base = (m0 + mm) * dst.chan_stride;
         let trow = &tile[mm * NR..mm * NR + nv];
         for (&v, &off) in trow.iter().zip(&coloff[..nv]) {
