@@ -78,7 +78,8 @@ pub enum Error {
         /// Bytes present.
         got: usize,
     },
-    /// An operator was called with an unsupported shape (building-block API in [`crate::ops`]).
+    /// An operator was called with an unsupported shape (the operators' standalone API,
+    /// `ops`, is public with the `internals` feature).
     BadShape,
     /// An internal invariant did not hold (a bug in this crate); reported instead of a panic.
     Internal,

@@ -14,11 +14,20 @@
 pub mod config;
 pub mod error;
 pub mod format;
-pub mod gemm;
 pub mod generator;
-pub mod ops;
 pub mod plan;
 mod scratch;
+
+// The kernels: crate-internal, public only with the `internals` feature (the core's tests
+// and the benchmark); not part of the supported API.
+#[cfg(feature = "internals")]
+pub mod gemm;
+#[cfg(not(feature = "internals"))]
+mod gemm;
+#[cfg(feature = "internals")]
+pub mod ops;
+#[cfg(not(feature = "internals"))]
+mod ops;
 
 pub use config::{
     ConfigError, Dtype, ModelConfig, OffsetLayers, OffsetSite, Param, TensorId, TensorSpec,

@@ -44,7 +44,9 @@ pub(crate) struct Bump<'a> {
 }
 
 impl<'a> Bump<'a> {
-    /// Over `bytes` (its start is aligned first).
+    /// Over `bytes` (its start is aligned first): the standalone ops' entry, which take a
+    /// scratch at any address (`synthesize` aligns once and carves the plan's regions).
+    #[cfg(feature = "internals")]
     pub fn new(bytes: &'a mut [u8]) -> Result<Self, Error> {
         Ok(Bump {
             rest: align(bytes)?,

@@ -19,6 +19,9 @@
 //! accumulators, `avx512.rs`); else with `avx2` and `fma` a 6×16 FMA kernel (12 ymm
 //! accumulators, `avx2.rs`); otherwise a portable 6×8 kernel written so that LLVM
 //! vectorises it with the baseline SIMD (SSE2 / NEON).
+//!
+//! Crate-internal; the `internals` feature makes it public, with the plain row-major
+//! packers, a macro-kernel and the kernel's name, for the tests and the benchmark.
 
 // AVX-512 intrinsics are stable since 1.89; the workspace MSRV (1.85) holds without them.
 #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
@@ -62,6 +65,7 @@ use portable as imp;
 pub use imp::{MR, NR};
 
 /// Name of the micro-kernel compiled in (for benchmarks and reports).
+#[cfg(feature = "internals")]
 pub const KERNEL_NAME: &str = if cfg!(all(target_arch = "x86_64", target_feature = "avx512f")) {
     "avx512f 8x32"
 } else if cfg!(all(
@@ -108,6 +112,7 @@ pub const fn packed_b_len(k: usize, n: usize) -> Option<usize> {
 
 /// Packs a row-major `m × k` f32 matrix into the packed-A layout (`out` ≥ [`packed_a_len`]).
 /// Returns `false` if a slice is too short or a size overflows `usize`.
+#[cfg(feature = "internals")]
 pub fn pack_a_f32(m: usize, k: usize, src: &[f32], out: &mut [f32]) -> bool {
     let (Some(src_len), Some(len)) = (m.checked_mul(k), packed_a_len(m, k)) else {
         return false;
@@ -134,6 +139,7 @@ pub fn pack_a_f32(m: usize, k: usize, src: &[f32], out: &mut [f32]) -> bool {
 
 /// Packs a row-major `k × n` f32 matrix into the packed-B layout (`out` ≥ [`packed_b_len`]).
 /// Returns `false` if a slice is too short or a size overflows `usize`.
+#[cfg(feature = "internals")]
 pub fn pack_b_f32(k: usize, n: usize, src: &[f32], out: &mut [f32]) -> bool {
     let (Some(src_len), Some(len)) = (k.checked_mul(n), packed_b_len(k, n)) else {
         return false;
@@ -160,6 +166,7 @@ pub fn pack_b_f32(k: usize, n: usize, src: &[f32], out: &mut [f32]) -> bool {
 /// `c (m × n, row-major) = a (packed, m × k) · b (packed, k × n)`: the plain macro-kernel,
 /// for tests and benchmarks of the micro-kernel. Returns `false` if a slice is too short
 /// or a size overflows `usize`.
+#[cfg(feature = "internals")]
 pub fn gemm_packed(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32]) -> bool {
     let (Some(a_len), Some(b_len), Some(c_len)) =
         (packed_a_len(m, k), packed_b_len(k, n), m.checked_mul(n))

@@ -30,7 +30,7 @@ use crate::gemm::{micro_kernel, packed_a_len, packed_b_len, MR, NR};
 use crate::ops::math;
 
 /// Element type a feature map may be read from.
-pub trait Elem: Copy {
+pub(crate) trait Elem: Copy {
     /// To f32.
     fn to_f32(self) -> f32;
     /// Converts `src` into `dst` (same lengths).
@@ -60,7 +60,7 @@ impl Elem for f16 {
 }
 
 /// Element type a result may be stored as.
-pub trait StoreElem: Copy {
+pub(crate) trait StoreElem: Copy {
     /// From f32 (fp16 saturates at ±65504 instead of overflowing to infinity).
     fn from_f32(v: f32) -> Self;
 }
@@ -141,7 +141,9 @@ pub enum Padding {
 pub enum Activation {
     /// Identity.
     None,
-    /// `max(x, 0)`.
+    /// `max(x, 0)`. The generator fuses its ReLUs into the instance norm instead; this one
+    /// is the standalone conv's (the `internals` feature).
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))]
     Relu,
     /// Hyperbolic tangent.
     Tanh,
