@@ -60,7 +60,13 @@ impl Normalization {
 
     /// Source units → generator range (clamped to [−1, 1]).
     pub fn forward(&self, x: f32) -> f32 {
-        ((x - self.mean) / self.scale).clamp(-1.0, 1.0)
+        self.standardize(x).clamp(-1.0, 1.0)
+    }
+
+    /// `(x − mean) / scale`, unclamped: with `sd_range` 1 the z-score the weight file's
+    /// constants take (`slicewise::DeviceMap`).
+    pub fn standardize(&self, x: f32) -> f32 {
+        (x - self.mean) / self.scale
     }
 
     /// Generator range → source units.

@@ -21,14 +21,13 @@ use ndarray::{Array3, Axis};
 use crate::preprocess::{padded_shape, NormRegion, Normalization as VolumeStats};
 use crate::volume::Volume;
 
-/// The per-volume intensity map of the device: the volume's mean and sd with the weight
-/// file's constants.
+/// The per-volume intensity map of the device: the trainer's own per-volume statistics
+/// (`preprocess::Normalization` with `sd_range` 1: the z-score) composed with the weight
+/// file's constants, which carry the trainer's `sd_range` and the target domain's map.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DeviceMap {
-    /// Volume mean (source units).
-    pub mean: f32,
-    /// Volume standard deviation (source units).
-    pub sd: f32,
+    /// The volume's mean and standard deviation (source units).
+    pub stats: VolumeStats,
     /// The weight file's constants.
     pub norm: Normalization,
 }
@@ -36,17 +35,15 @@ pub struct DeviceMap {
 impl DeviceMap {
     /// The map of a volume (statistics over every voxel, as the trainer's default).
     pub fn of(data: &Array3<f32>, norm: Normalization) -> Self {
-        let stats = VolumeStats::of(data, NormRegion::Volume, 1.0);
         Self {
-            mean: stats.mean,
-            sd: stats.scale,
+            stats: VolumeStats::of(data, NormRegion::Volume, 1.0),
             norm,
         }
     }
 
     /// Source units → generator input.
     pub fn forward(&self, x: f32) -> f32 {
-        self.norm.to_generator((x - self.mean) / self.sd)
+        self.norm.to_generator(self.stats.standardize(x))
     }
 
     /// Generator output → target units.
