@@ -15,7 +15,9 @@ use crate::device::DeviceChoice;
 use crate::source::UnpairedSlices;
 use crate::train::checkpoint::Checkpoints;
 use crate::train::config::{DataConfig, SyntheticConfig};
-use crate::train::{ModelKind, Preset, RunDir, RunSummary, SyntheticSlices, TrainConfig, Trainer};
+use crate::train::{
+    ModelKind, Preset, RunDir, RunLock, RunSummary, SyntheticSlices, TrainConfig, Trainer,
+};
 use dicyc_volume::atomic::write_atomic;
 
 /// Where the training slices come from.
@@ -41,8 +43,8 @@ pub struct TrainArgs {
     #[arg(long, value_name = "DIR", conflicts_with = "resume")]
     pub run_dir: Option<PathBuf>,
     /// Continue the run in DIR from its latest checkpoint (its config.toml is used; only
-    /// --epochs, --epochs-decay, --max-steps, --device, --threads and --checkpoint-every
-    /// may change).
+    /// --epochs, --epochs-decay, --max-steps, --device, --threads, --checkpoint-every,
+    /// --keep-checkpoints and --early-stop may change).
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
     /// Where to compute.
@@ -319,6 +321,8 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<(PathBuf, RunSummary)> {
 /// Loads the run in `dir` with the resumable overrides applied and its latest checkpoint;
 /// also says whether the overrides changed the configuration (the caller saves it once the
 /// data has been checked too, so a resume that fails leaves `config.toml` as it was).
+///
+/// The directory is locked first: another process training into it is refused.
 fn resume(args: &TrainArgs, dir: &Path) -> anyhow::Result<(Trainer, RunDir, bool)> {
     args.check_resume_overrides()?;
     let config_path = dir.join("config.toml");
@@ -327,6 +331,7 @@ fn resume(args: &TrainArgs, dir: &Path) -> anyhow::Result<(Trainer, RunDir, bool
         "--resume {}: no config.toml there (not a run directory)",
         dir.display()
     );
+    let lock = RunLock::acquire(dir)?;
     let mut config = TrainConfig::load(&config_path)?;
     let before = config.clone();
     args.apply_resumable(&mut config);
@@ -340,7 +345,7 @@ fn resume(args: &TrainArgs, dir: &Path) -> anyhow::Result<(Trainer, RunDir, bool
     trainer
         .load_checkpoint(&latest)
         .with_context(|| format!("resuming from {}", latest.display()))?;
-    let run_dir = RunDir::open(dir, trainer.state.global_step)?;
+    let run_dir = RunDir::open_locked(lock, trainer.state.global_step)?;
     Ok((trainer, run_dir, changed))
 }
 

@@ -14,5 +14,5 @@ pub mod synthetic;
 
 pub use config::{ModelKind, Preset, TrainConfig};
 pub use run::{Models, RunSummary, StopReason, Trainer};
-pub use run_dir::{RunDir, StepLosses};
+pub use run_dir::{RunDir, RunLock, StepLosses};
 pub use synthetic::SyntheticSlices;

@@ -1,6 +1,7 @@
 //! A run directory: `config.toml` (the full resolved configuration, re-usable with
 //! `--config`), `losses.jsonl` and `losses.csv` (one row per step), `epochs.csv`,
-//! `samples/epoch-<N>.png`, `curves/<loss>.png` and `checkpoints/`.
+//! `samples/epoch-<N>.png`, `curves/<loss>.png`, `checkpoints/` and `run.lock` (held by the
+//! process training into it: see [`RunLock`]).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -83,39 +84,135 @@ impl StepLosses {
     }
 }
 
-/// A run directory on disk.
+/// The exclusive right to write into a run directory: an OS file lock (`flock`) on
+/// `run.lock` in it, held while the value lives. The OS releases it when the process ends,
+/// however it ends (a SIGKILL included), so a killed run can be resumed at once; a pid file
+/// alone could not tell a dead holder from a live one that reused its pid. The file holds
+/// the holder's pid, for the message a second process gets.
+#[derive(Debug)]
+pub struct RunLock {
+    dir: PathBuf,
+    _file: File,
+}
+
+impl RunLock {
+    /// The lock file's name in a run directory.
+    pub const FILE: &'static str = "run.lock";
+
+    /// Locks the run directory `dir` (which must exist), or fails at once, naming the lock
+    /// and the process holding it, when another process holds it.
+    pub fn acquire(dir: &Path) -> anyhow::Result<RunLock> {
+        let path = dir.join(Self::FILE);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("opening the run directory's lock file {}", path.display()))?;
+        match try_lock(&file) {
+            Ok(true) => {}
+            Ok(false) => {
+                let holder = fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|s| s.trim().parse::<u32>().ok())
+                    .map(|pid| format!(" (pid {pid})"))
+                    .unwrap_or_default();
+                anyhow::bail!(
+                    "{} is in use: another trainer process{holder} holds its lock {}. Two processes in one \
+                     run directory would mix their checkpoints, logs and configuration; wait for that \
+                     process to finish (or stop it), or choose another run directory",
+                    dir.display(),
+                    path.display()
+                );
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("locking {}", path.display()));
+            }
+        }
+        file.set_len(0)
+            .and_then(|()| writeln!(file, "{}", std::process::id()))
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(RunLock {
+            dir: dir.to_path_buf(),
+            _file: file,
+        })
+    }
+
+    /// The locked directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// Takes an exclusive lock on `file` without waiting: `Ok(false)` when another open file
+/// holds one. `flock(2)` through rustix's safe API (std's `File::try_lock` needs Rust 1.89,
+/// above the workspace's MSRV).
+#[cfg(unix)]
+fn try_lock(file: &File) -> std::io::Result<bool> {
+    use rustix::fs::{flock, FlockOperation};
+    match flock(file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(true),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// [`try_lock`] where there is no `flock(2)`: std's lock (`LockFileEx` on Windows), which
+/// needs Rust 1.89 there.
+#[cfg(not(unix))]
+#[allow(clippy::incompatible_msrv)]
+fn try_lock(file: &File) -> std::io::Result<bool> {
+    match file.try_lock() {
+        Ok(()) => Ok(true),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
+/// A run directory on disk, locked ([`RunLock`]) for as long as the value lives.
 #[derive(Debug)]
 pub struct RunDir {
     path: PathBuf,
     jsonl: File,
     csv: File,
+    _lock: RunLock,
 }
 
 const CSV_HEADER: &str =
     "step,epoch,lr,g_total,gan,cycle,dicycle,alignment,identity,gan_undeformed,offset,d_a,d_b";
 
 impl RunDir {
-    /// Creates a fresh run directory (refusing one that already holds a run) and writes
-    /// `config.toml`.
+    /// Creates a fresh run directory, locks it, refuses it if it already holds a run (checked
+    /// under the lock, so of two processes starting into one directory only one gets it) and
+    /// writes `config.toml`.
     pub fn create(path: &Path, config: &TrainConfig) -> anyhow::Result<RunDir> {
+        fs::create_dir_all(path)
+            .with_context(|| format!("creating the run directory {}", path.display()))?;
+        let lock = RunLock::acquire(path)?;
         anyhow::ensure!(
             !path.join("config.toml").exists(),
             "{} already holds a run (config.toml exists): continue it with --resume {} or choose another --run-dir",
             path.display(),
             path.display()
         );
-        fs::create_dir_all(path)
-            .with_context(|| format!("creating the run directory {}", path.display()))?;
         write_atomic(&path.join("config.toml"), config.to_toml()?.as_bytes())?;
         for name in ["losses.jsonl", "losses.csv", "epochs.csv"] {
             let _ = fs::remove_file(path.join(name));
         }
-        Self::open_logs(path)
+        Self::open_logs(lock)
     }
 
-    /// Opens an existing run directory for resuming at `global_step`: its configuration is
-    /// read back and the logs are cut to the steps the checkpoint contains.
+    /// Opens an existing run directory for resuming at `global_step`, locking it: the logs
+    /// are cut to the steps the checkpoint contains.
     pub fn open(path: &Path, global_step: u64) -> anyhow::Result<RunDir> {
+        Self::open_locked(RunLock::acquire(path)?, global_step)
+    }
+
+    /// [`RunDir::open`] of a directory already locked (a resume locks it before it reads the
+    /// checkpoint).
+    pub fn open_locked(lock: RunLock, global_step: u64) -> anyhow::Result<RunDir> {
+        let path = lock.dir();
         truncate_lines(&path.join("losses.jsonl"), |line| {
             serde_json::from_str::<StepLosses>(line)
                 .map(|l| l.step <= global_step)
@@ -137,10 +234,11 @@ impl RunDir {
                     .and_then(|s| s.parse::<u64>().ok())
                     .is_some_and(|s| s <= global_step)
         })?;
-        Self::open_logs(path)
+        Self::open_logs(lock)
     }
 
-    fn open_logs(path: &Path) -> anyhow::Result<RunDir> {
+    fn open_logs(lock: RunLock) -> anyhow::Result<RunDir> {
+        let path = lock.dir();
         let append = |name: &str| {
             OpenOptions::new()
                 .create(true)
@@ -157,6 +255,7 @@ impl RunDir {
             path: path.to_path_buf(),
             jsonl,
             csv,
+            _lock: lock,
         })
     }
 
@@ -165,6 +264,7 @@ impl RunDir {
         &self.path
     }
 
+    /// Appends one step's losses to `losses.jsonl` and `losses.csv`.
     /// Appends one step's losses to `losses.jsonl` and `losses.csv`.
     pub fn log_step(&mut self, losses: &StepLosses) -> anyhow::Result<()> {
         writeln!(self.jsonl, "{}", serde_json::to_string(losses)?)

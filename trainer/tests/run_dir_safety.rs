@@ -1,0 +1,264 @@
+//! A run directory is never silently corrupted, through the real `trainer` binary: a second
+//! process into a run directory in use is refused, and a SIGKILLed holder releases it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use dicyc_trainer::model::{DiscriminatorConfig, GeneratorConfig};
+use dicyc_trainer::train::checkpoint::RunState;
+use dicyc_trainer::train::config::{DataConfig, SyntheticConfig};
+use dicyc_trainer::train::{RunLock, TrainConfig};
+
+/// A tiny DicycleGAN (ngf 4, 32×32 synthetic slices, 1 thread), as in tests/train.rs.
+fn tiny_config() -> TrainConfig {
+    let mut c = TrainConfig::small();
+    c.generator = GeneratorConfig {
+        ngf: 4,
+        n_blocks: 1,
+        ..c.generator
+    };
+    c.discriminator = DiscriminatorConfig {
+        ndf: 4,
+        n_layers: 3,
+    };
+    c.data = DataConfig::Synthetic(SyntheticConfig {
+        size: 32,
+        slices: 8,
+        deformation: 2.0,
+        seed: 3,
+    });
+    c.schedule.epochs = 2;
+    c.schedule.epochs_decay = 1;
+    c.schedule.steps_per_epoch = 3;
+    c.pool_size = 2;
+    c.output.samples = 2;
+    c.device = dicyc_trainer::device::DeviceChoice::Cpu;
+    c
+}
+
+/// A config that never reaches an epoch end in a test's time: no checkpoint unless asked for.
+fn long_config() -> TrainConfig {
+    let mut c = tiny_config();
+    c.schedule.steps_per_epoch = 1_000_000;
+    c
+}
+
+fn scratch(name: &str) -> PathBuf {
+    dicyc_volume::testing::scratch_dir("run-dir-safety", name)
+}
+
+fn write_config(path: &Path, config: &TrainConfig) {
+    std::fs::write(path, config.to_toml().unwrap()).unwrap();
+}
+
+fn trainer(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_trainer"));
+    c.args(args).stdin(Stdio::null());
+    c
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// Runs `trainer <args>` to the end.
+fn run(args: &[&str]) -> Output {
+    trainer(args).output().unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Asserts that the command failed with an error (exit status 1), not a panic (101).
+fn assert_refused(out: &Output, what: &str) -> String {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(1), "{what}: {err}");
+    assert!(!err.contains("panicked"), "{what} panicked: {err}");
+    err
+}
+
+fn assert_ok(out: &Output, what: &str) -> String {
+    let err = stderr(out);
+    assert!(out.status.success(), "{what} failed: {err}");
+    err
+}
+
+/// `trainer train --config <config> --run-dir <run> --quiet <extra>`.
+fn train(config: &Path, run: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "train",
+        "--config",
+        p(config),
+        "--run-dir",
+        p(run),
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    self::run(&args)
+}
+
+/// `trainer train --resume <run> --quiet --max-steps <max_steps>`.
+fn resume(run: &Path, max_steps: u64) -> Output {
+    let steps = max_steps.to_string();
+    self::run(&[
+        "train",
+        "--resume",
+        p(run),
+        "--quiet",
+        "--max-steps",
+        &steps,
+    ])
+}
+
+fn latest(run: &Path) -> Option<PathBuf> {
+    let name = std::fs::read_to_string(run.join("checkpoints/latest")).ok()?;
+    Some(run.join("checkpoints").join(name.trim()))
+}
+
+fn state(checkpoint: &Path) -> RunState {
+    serde_json::from_str(&std::fs::read_to_string(checkpoint.join("state.json")).unwrap()).unwrap()
+}
+
+/// The steps in `losses.jsonl`, in file order.
+fn logged_steps(run: &Path) -> Vec<u64> {
+    std::fs::read_to_string(run.join("losses.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// A training process that is SIGKILLed when the test is done with it, also when the test
+/// fails midway (a long run would otherwise outlive it).
+struct Background(Child);
+
+impl Background {
+    fn spawn(command: &mut Command) -> Background {
+        Background(
+            command
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    }
+
+    /// Polls `done` every 20 ms until it holds (a panic if the process exits first).
+    fn wait_for(&mut self, what: &str, done: impl Fn() -> bool) {
+        let start = Instant::now();
+        while !done() {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                panic!("the training process exited ({status}) before {what}");
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "timed out waiting for {what}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    fn running(&mut self) -> bool {
+        self.0.try_wait().unwrap().is_none()
+    }
+
+    /// SIGKILL, and wait until the process is gone.
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Finding 9: a run directory in use is refused to a second process — a new run into it and a
+/// `--resume` alike, naming the lock and the holder's pid — with nothing changed; once the
+/// holder is SIGKILLed the OS releases the lock and the run resumes with consistent logs.
+#[test]
+fn a_second_process_into_a_run_directory_in_use_is_refused() {
+    let dir = scratch("locked");
+    let config_path = dir.join("long.toml");
+    write_config(&config_path, &long_config());
+
+    // Two new runs into one directory: the second one (here, while this test process holds
+    // the lock, as a first one does from before it checks the directory) is refused and
+    // writes no config.toml.
+    let fresh = dir.join("fresh");
+    std::fs::create_dir_all(&fresh).unwrap();
+    let held = RunLock::acquire(&fresh).unwrap();
+    let err = assert_refused(
+        &train(&config_path, &fresh, &["--max-steps", "1"]),
+        "a second new run",
+    );
+    assert!(
+        err.contains("in use")
+            && err.contains(p(&fresh.join("run.lock")))
+            && err.contains(&format!("pid {}", std::process::id())),
+        "{err}"
+    );
+    assert!(!fresh.join("config.toml").exists());
+    drop(held);
+    assert_ok(
+        &train(&config_path, &fresh, &["--max-steps", "1"]),
+        "a new run once the lock is free",
+    );
+
+    // A resume while another process trains into the run.
+    let run_dir = dir.join("run");
+    let mut child = Background::spawn(
+        trainer(&[
+            "train",
+            "--config",
+            p(&config_path),
+            "--run-dir",
+            p(&run_dir),
+        ])
+        .args(["--quiet", "--checkpoint-every", "1"]),
+    );
+    child.wait_for("a checkpoint", || latest(&run_dir).is_some());
+    let config_before = std::fs::read(run_dir.join("config.toml")).unwrap();
+    for (what, out) in [
+        ("a second --resume", resume(&run_dir, 3)),
+        (
+            "a second train",
+            train(&config_path, &run_dir, &["--seed", "2"]),
+        ),
+    ] {
+        let err = assert_refused(&out, what);
+        assert!(
+            err.contains("in use")
+                && err.contains(p(&run_dir.join("run.lock")))
+                && err.contains(&format!("pid {}", child.pid())),
+            "{what}: {err}"
+        );
+    }
+    assert!(child.running(), "the first process stopped");
+    child.kill(); // SIGKILL: the OS releases the lock
+    assert_eq!(
+        std::fs::read(run_dir.join("config.toml")).unwrap(),
+        config_before
+    );
+    let at = state(&latest(&run_dir).unwrap()).global_step;
+    let out = resume(&run_dir, at + 1);
+    assert_ok(&out, "--resume after the holder was killed");
+    assert_eq!(
+        logged_steps(&run_dir),
+        (1..=at + 1).collect::<Vec<u64>>(),
+        "each step logged once"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
