@@ -1,5 +1,6 @@
-//! A run directory is never silently corrupted, through the real `trainer` binary: a second
-//! process into a run directory in use is refused, and a SIGKILLed holder releases it.
+//! A run directory is never silently corrupted, through the real `trainer` binary: a run
+//! killed before its first checkpoint is started over by `--resume`; a second process into a
+//! run directory in use is refused, and a SIGKILLed holder releases it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -134,6 +135,32 @@ fn logged_steps(run: &Path) -> Vec<u64> {
         .collect()
 }
 
+/// Everything in the run directory that a refused command must leave alone: config.toml,
+/// the logs, `latest` and the checkpoint names.
+fn snapshot(run: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for name in [
+        "config.toml",
+        "losses.jsonl",
+        "losses.csv",
+        "checkpoints/latest",
+    ] {
+        out.push((
+            name.to_string(),
+            std::fs::read(run.join(name)).unwrap_or_default(),
+        ));
+    }
+    let mut names: Vec<String> = std::fs::read_dir(run.join("checkpoints"))
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    out.push(("checkpoints/".into(), names.join(",").into_bytes()));
+    out
+}
+
 /// A training process that is SIGKILLed when the test is done with it, also when the test
 /// fails midway (a long run would otherwise outlive it).
 struct Background(Child);
@@ -183,6 +210,66 @@ impl Drop for Background {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Complete lines in `losses.jsonl` (a process being killed may leave a partial last one).
+fn complete_log_lines(run: &Path) -> usize {
+    std::fs::read_to_string(run.join("losses.jsonl"))
+        .unwrap_or_default()
+        .matches('\n')
+        .count()
+}
+
+/// Finding 8: a run killed before its first checkpoint is not stuck. `train` into it says
+/// that `--resume` starts it over; `--resume` does, from step 0 with its config.toml, and
+/// gets exactly a fresh run's losses.
+#[test]
+fn a_run_killed_before_its_first_checkpoint_is_started_over_by_resume() {
+    let dir = scratch("no-checkpoint");
+    let config_path = dir.join("long.toml");
+    write_config(&config_path, &long_config());
+    let run_dir = dir.join("run");
+    let mut child = Background::spawn(
+        trainer(&[
+            "train",
+            "--config",
+            p(&config_path),
+            "--run-dir",
+            p(&run_dir),
+        ])
+        .arg("--quiet"),
+    );
+    child.wait_for("two logged steps", || complete_log_lines(&run_dir) >= 2);
+    child.kill();
+    assert!(latest(&run_dir).is_none(), "a checkpoint was written");
+
+    // A new run into it is refused, pointing at --resume; nothing changes.
+    let before = snapshot(&run_dir);
+    let err = assert_refused(&train(&config_path, &run_dir, &[]), "train into it");
+    assert!(
+        err.contains(p(&run_dir)) && err.contains("no checkpoint yet") && err.contains("--resume"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&run_dir), before);
+
+    // --resume starts it over, and says so.
+    let err = assert_ok(&resume(&run_dir, 2), "--resume of a run with no checkpoint");
+    assert!(err.contains("starting it over from step 0"), "{err}");
+    assert_eq!(
+        logged_steps(&run_dir),
+        [1, 2],
+        "the killed attempt's steps are gone"
+    );
+    assert_eq!(state(&latest(&run_dir).unwrap()).global_step, 2);
+    // The same as a run that was never interrupted.
+    let fresh = dir.join("fresh");
+    assert_ok(
+        &train(&config_path, &fresh, &["--max-steps", "2"]),
+        "a fresh run",
+    );
+    let log = |run: &Path| std::fs::read_to_string(run.join("losses.jsonl")).unwrap();
+    assert_eq!(log(&run_dir), log(&fresh));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Finding 9: a run directory in use is refused to a second process — a new run into it and a

@@ -271,9 +271,16 @@ fn cyclegan_trains_through_the_cli_and_has_no_offset_tensors() {
     // A second run into the same directory is refused with a pointer to --resume.
     let err = run(&args(&config_path, &run_dir)).unwrap_err();
     assert!(format!("{err:#}").contains("--resume"), "{err:#}");
-    // A resume that fails (here: no checkpoint left) does not record its overrides.
+    // A resume that fails (here: a damaged checkpoint) does not record its overrides.
     let before = std::fs::read(run_dir.join("config.toml")).unwrap();
-    std::fs::remove_dir_all(run_dir.join("checkpoints")).unwrap();
+    std::fs::remove_file(
+        summary
+            .checkpoint
+            .as_ref()
+            .unwrap()
+            .join("g_ab.safetensors"),
+    )
+    .unwrap();
     let err = run(&TrainArgs {
         resume: Some(run_dir.clone()),
         epochs: Some(9),

@@ -44,7 +44,8 @@ pub struct TrainArgs {
     pub run_dir: Option<PathBuf>,
     /// Continue the run in DIR from its latest checkpoint (its config.toml is used; only
     /// --epochs, --epochs-decay, --max-steps, --device, --threads, --checkpoint-every,
-    /// --keep-checkpoints and --early-stop may change).
+    /// --keep-checkpoints and --early-stop may change). A run stopped before its first
+    /// checkpoint starts over from step 0.
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
     /// Where to compute.
@@ -322,7 +323,9 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<(PathBuf, RunSummary)> {
 /// also says whether the overrides changed the configuration (the caller saves it once the
 /// data has been checked too, so a resume that fails leaves `config.toml` as it was).
 ///
-/// The directory is locked first: another process training into it is refused.
+/// The directory is locked first: another process training into it is refused. A run with
+/// no checkpoint yet (stopped before its first one) starts over from step 0 with its
+/// `config.toml`, saying so.
 fn resume(args: &TrainArgs, dir: &Path) -> anyhow::Result<(Trainer, RunDir, bool)> {
     args.check_resume_overrides()?;
     let config_path = dir.join("config.toml");
@@ -337,14 +340,19 @@ fn resume(args: &TrainArgs, dir: &Path) -> anyhow::Result<(Trainer, RunDir, bool
     args.apply_resumable(&mut config);
     config.validate()?;
     let changed = config != before;
+    let latest = Checkpoints::new(dir)?.latest()?;
     let device = config.device.resolve()?;
-    let latest = Checkpoints::new(dir)?
-        .latest()?
-        .with_context(|| format!("--resume {}: the run has no checkpoint yet", dir.display()))?;
     let mut trainer = Trainer::new(config, device)?;
-    trainer
-        .load_checkpoint(&latest)
-        .with_context(|| format!("resuming from {}", latest.display()))?;
+    match &latest {
+        Some(latest) => trainer
+            .load_checkpoint(latest)
+            .with_context(|| format!("resuming from {}", latest.display()))?,
+        None => eprintln!(
+            "--resume {}: the run has no checkpoint yet (it was stopped before its first one): \
+             starting it over from step 0 with its config.toml",
+            dir.display()
+        ),
+    }
     let run_dir = RunDir::open_locked(lock, trainer.state.global_step)?;
     Ok((trainer, run_dir, changed))
 }

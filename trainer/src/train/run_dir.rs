@@ -190,12 +190,25 @@ impl RunDir {
         fs::create_dir_all(path)
             .with_context(|| format!("creating the run directory {}", path.display()))?;
         let lock = RunLock::acquire(path)?;
-        anyhow::ensure!(
-            !path.join("config.toml").exists(),
-            "{} already holds a run (config.toml exists): continue it with --resume {} or choose another --run-dir",
-            path.display(),
-            path.display()
-        );
+        if path.join("config.toml").exists() {
+            let started = path.join("checkpoints").join("latest").exists();
+            if started {
+                anyhow::bail!(
+                    "{} already holds a run (config.toml exists): continue it with --resume {} or choose \
+                     another --run-dir",
+                    path.display(),
+                    path.display()
+                );
+            }
+            anyhow::bail!(
+                "{} already holds a run that has no checkpoint yet (config.toml exists; the run was \
+                 stopped before its first checkpoint): --resume {} starts it over from step 0 with that \
+                 config.toml; to start a different run, delete {} or choose another --run-dir",
+                path.display(),
+                path.display(),
+                path.display()
+            );
+        }
         write_atomic(&path.join("config.toml"), config.to_toml()?.as_bytes())?;
         for name in ["losses.jsonl", "losses.csv", "epochs.csv"] {
             let _ = fs::remove_file(path.join(name));
