@@ -1,4 +1,6 @@
-//! A run directory is never silently corrupted, through the real `trainer` binary: a run
+//! A run directory is never silently corrupted, through the real `trainer` binary:
+//! `--resume` refuses an edited `config.toml` that changes what the checkpoint was trained
+//! with, naming each field (and a checkpoint of other slices is an error, not a panic); a run
 //! killed before its first checkpoint is started over by `--resume`; a second process into a
 //! run directory in use is refused, and a SIGKILLed holder releases it.
 
@@ -9,7 +11,7 @@ use std::time::{Duration, Instant};
 use dicyc_trainer::model::{DiscriminatorConfig, GeneratorConfig};
 use dicyc_trainer::train::checkpoint::RunState;
 use dicyc_trainer::train::config::{DataConfig, SyntheticConfig};
-use dicyc_trainer::train::{RunLock, TrainConfig};
+use dicyc_trainer::train::{ModelKind, RunLock, TrainConfig};
 
 /// A tiny DicycleGAN (ngf 4, 32×32 synthetic slices, 1 thread), as in tests/train.rs.
 fn tiny_config() -> TrainConfig {
@@ -218,6 +220,144 @@ fn complete_log_lines(run: &Path) -> usize {
         .unwrap_or_default()
         .matches('\n')
         .count()
+}
+
+/// Finding 7: an edited config.toml is checked against the configuration the checkpoint was
+/// trained with; a change that would not continue the same run is refused, naming each field
+/// with both values, and nothing in the run directory changes. Resumable fields may change.
+#[test]
+fn resume_refuses_an_edited_config_naming_each_changed_field() {
+    let dir = scratch("edited");
+    let config_path = dir.join("tiny.toml");
+    write_config(&config_path, &tiny_config());
+    let run_dir = dir.join("run");
+    assert_ok(
+        &train(&config_path, &run_dir, &["--max-steps", "2"]),
+        "train",
+    );
+    let run_config = run_dir.join("config.toml");
+    let original = TrainConfig::load(&run_config).unwrap();
+
+    // A changed slice size (used to panic inside libtorch: "stack expects each tensor to be
+    // equal size").
+    let mut edited = original.clone();
+    if let DataConfig::Synthetic(s) = &mut edited.data {
+        s.size = 64;
+    }
+    write_config(&run_config, &edited);
+    let before = snapshot(&run_dir);
+    let err = assert_refused(&resume(&run_dir, 4), "a resume with another slice size");
+    assert!(err.contains(p(&run_config)), "names the file: {err}");
+    assert!(
+        err.contains("data.size: 32 (checkpoint) -> 64 (config.toml)"),
+        "{err}"
+    );
+    assert_eq!(
+        snapshot(&run_dir),
+        before,
+        "the refused resume changed the run"
+    );
+
+    // Learning rate, seed, batch size, model, a loss weight and the data seed at once: each
+    // is named; resumable fields edited alongside are not.
+    let mut edited = original.clone();
+    edited.optim.lr = 0.002;
+    edited.seed = 7;
+    edited.batch_size = 2;
+    edited.model = ModelKind::Cyclegan;
+    edited.loss.cycle = 5.0;
+    if let DataConfig::Synthetic(s) = &mut edited.data {
+        s.seed = 4;
+    }
+    edited.max_steps = 9;
+    edited.schedule.epochs = 5;
+    edited.output.plot_every = 0;
+    write_config(&run_config, &edited);
+    let before = snapshot(&run_dir);
+    let err = assert_refused(&resume(&run_dir, 4), "a resume with changed fields");
+    for change in [
+        "optim.lr: 0.001 (checkpoint) -> 0.002 (config.toml)",
+        "seed: 0 (checkpoint) -> 7 (config.toml)",
+        "batch_size: 1 (checkpoint) -> 2 (config.toml)",
+        "model: \"dicyclegan\" (checkpoint) -> \"cyclegan\" (config.toml)",
+        "loss.cycle: 10.0 (checkpoint) -> 5.0 (config.toml)",
+        "data.seed: 3 (checkpoint) -> 4 (config.toml)",
+    ] {
+        assert!(err.contains(change), "missing {change:?} in: {err}");
+    }
+    for resumable in ["max_steps", "schedule.epochs", "output.plot_every"] {
+        assert!(
+            !err.contains(&format!("{resumable}:")),
+            "{resumable} may change: {err}"
+        );
+    }
+    assert!(err.contains("--config"), "says what to do: {err}");
+    assert_eq!(
+        snapshot(&run_dir),
+        before,
+        "the refused resume changed the run"
+    );
+
+    // Only resumable fields edited: the resume goes ahead, from the checkpoint.
+    let mut edited = original.clone();
+    edited.schedule.epochs = 3;
+    edited.output.plot_every = 0;
+    edited.threads = 1;
+    write_config(&run_config, &edited);
+    assert_ok(&resume(&run_dir, 4), "a resume with resumable edits");
+    assert_eq!(logged_steps(&run_dir), [1, 2, 3, 4]);
+    let checkpoint = latest(&run_dir).unwrap();
+    assert_eq!(state(&checkpoint).global_step, 4);
+    // Each checkpoint records the configuration it was trained with.
+    assert_eq!(
+        TrainConfig::load(&checkpoint.join("config.toml")).unwrap(),
+        TrainConfig {
+            max_steps: 4,
+            ..edited
+        }
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Finding 7, for checkpoints written before they recorded their configuration: the resume
+/// says it cannot check and goes ahead, and a changed slice size is still an error naming
+/// config.toml, not a panic.
+#[test]
+fn a_checkpoint_without_a_recorded_config_resumes_and_other_slices_are_an_error() {
+    let dir = scratch("legacy");
+    let config_path = dir.join("tiny.toml");
+    write_config(&config_path, &tiny_config());
+    let run_dir = dir.join("run");
+    assert_ok(
+        &train(&config_path, &run_dir, &["--max-steps", "2"]),
+        "train",
+    );
+    // As an older trainer wrote it: no config.toml in the checkpoint.
+    let _ = std::fs::remove_file(latest(&run_dir).unwrap().join("config.toml"));
+    let run_config = run_dir.join("config.toml");
+    let original = TrainConfig::load(&run_config).unwrap();
+    let mut edited = original.clone();
+    if let DataConfig::Synthetic(s) = &mut edited.data {
+        s.size = 64;
+    }
+    write_config(&run_config, &edited);
+    let before = snapshot(&run_dir);
+    let err = assert_refused(&resume(&run_dir, 4), "a legacy resume with other slices");
+    assert!(err.contains("records no configuration"), "{err}");
+    assert!(
+        err.contains("image pool") && err.contains("config.toml"),
+        "{err}"
+    );
+    assert_eq!(
+        snapshot(&run_dir),
+        before,
+        "the refused resume changed the run"
+    );
+    write_config(&run_config, &original);
+    let err = assert_ok(&resume(&run_dir, 3), "a legacy resume");
+    assert!(err.contains("records no configuration"), "{err}");
+    assert_eq!(logged_steps(&run_dir), [1, 2, 3]);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Finding 8: a run killed before its first checkpoint is not stuck. `train` into it says

@@ -13,7 +13,7 @@ use crate::data::sampling::DataStats;
 use crate::data::{NiftiSlices, PreprocessOptions};
 use crate::device::DeviceChoice;
 use crate::source::UnpairedSlices;
-use crate::train::checkpoint::Checkpoints;
+use crate::train::checkpoint::{recorded_config, Checkpoints, CHECKPOINT_CONFIG};
 use crate::train::config::{DataConfig, SyntheticConfig};
 use crate::train::{
     ModelKind, Preset, RunDir, RunLock, RunSummary, SyntheticSlices, TrainConfig, Trainer,
@@ -44,7 +44,8 @@ pub struct TrainArgs {
     pub run_dir: Option<PathBuf>,
     /// Continue the run in DIR from its latest checkpoint (its config.toml is used; only
     /// --epochs, --epochs-decay, --max-steps, --device, --threads, --checkpoint-every,
-    /// --keep-checkpoints and --early-stop may change). A run stopped before its first
+    /// --keep-checkpoints and --early-stop may change; an edit of config.toml that changes
+    /// anything else since the checkpoint is refused). A run stopped before its first
     /// checkpoint starts over from step 0.
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
@@ -276,6 +277,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<(PathBuf, RunSummary)> {
             let (trainer, run_dir, changed) = resume(args, dir)?;
             let (source, stats) = open_source(&trainer.config)?;
             trainer.check_source(source.as_ref())?;
+            trainer.check_pools(source.as_ref())?;
             // Only a resume that will really run records its new overrides.
             if changed {
                 write_atomic(
@@ -323,9 +325,11 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<(PathBuf, RunSummary)> {
 /// also says whether the overrides changed the configuration (the caller saves it once the
 /// data has been checked too, so a resume that fails leaves `config.toml` as it was).
 ///
-/// The directory is locked first: another process training into it is refused. A run with
-/// no checkpoint yet (stopped before its first one) starts over from step 0 with its
-/// `config.toml`, saying so.
+/// The directory is locked first (another process training into it is refused), and
+/// `config.toml` is checked against the configuration the checkpoint was trained with: a
+/// change outside [`RESUMABLE_FIELDS`](crate::train::config::RESUMABLE_FIELDS) is refused,
+/// naming each field. A run with no checkpoint yet (stopped before its first one) starts over
+/// from step 0 with its `config.toml`, saying so.
 fn resume(args: &TrainArgs, dir: &Path) -> anyhow::Result<(Trainer, RunDir, bool)> {
     args.check_resume_overrides()?;
     let config_path = dir.join("config.toml");
@@ -341,6 +345,9 @@ fn resume(args: &TrainArgs, dir: &Path) -> anyhow::Result<(Trainer, RunDir, bool
     config.validate()?;
     let changed = config != before;
     let latest = Checkpoints::new(dir)?.latest()?;
+    if let Some(latest) = &latest {
+        check_recorded_config(&config_path, latest, &config)?;
+    }
     let device = config.device.resolve()?;
     let mut trainer = Trainer::new(config, device)?;
     match &latest {
@@ -355,6 +362,49 @@ fn resume(args: &TrainArgs, dir: &Path) -> anyhow::Result<(Trainer, RunDir, bool
     }
     let run_dir = RunDir::open_locked(lock, trainer.state.global_step)?;
     Ok((trainer, run_dir, changed))
+}
+
+/// Refuses a resume whose configuration (`config.toml` plus the resumable flags) differs from
+/// the one the checkpoint was trained with in a field that cannot change, listing each.
+fn check_recorded_config(
+    config_path: &Path,
+    checkpoint: &Path,
+    config: &TrainConfig,
+) -> anyhow::Result<()> {
+    let Some(recorded) = recorded_config(checkpoint)? else {
+        eprintln!(
+            "note: {} records no configuration (it was written by an older trainer), so {} cannot \
+             be checked against it; resuming with {} as it is",
+            checkpoint.display(),
+            config_path.display(),
+            config_path.display()
+        );
+        return Ok(());
+    };
+    let changes = config.fixed_differences(&recorded)?;
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let list: String = changes
+        .iter()
+        .map(|c| {
+            format!(
+                "\n  {}: {} (checkpoint) -> {} (config.toml)",
+                c.key, c.before, c.after
+            )
+        })
+        .collect();
+    anyhow::bail!(
+        "cannot resume: {} differs from the configuration its checkpoint {} was trained with, in \
+         fields a resume cannot change (it would not continue the same run):{list}\n\
+         Put them back as they were in {} (the checkpoint's own copy is {}), or start a new run \
+         from the edited file: trainer train --config {} --run-dir NEW_DIR",
+        config_path.display(),
+        checkpoint.display(),
+        config_path.display(),
+        checkpoint.join(CHECKPOINT_CONFIG).display(),
+        config_path.display()
+    )
 }
 
 /// One line describing a finished call.

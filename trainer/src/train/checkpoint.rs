@@ -6,8 +6,10 @@
 //! Contents (all safetensors files open with Python's `safetensors` / `torch`):
 //! `g_ab.safetensors`, `g_ba.safetensors` (generator weights under the core's tensor names),
 //! `d_a.safetensors`, `d_b.safetensors`, `adam_g.safetensors`, `adam_d.safetensors`
-//! (moments + step), `pools.safetensors` (image pools) and `state.json` (epoch, step,
-//! schedule, host RNG position).
+//! (moments + step), `pools.safetensors` (image pools), `state.json` (epoch, step,
+//! schedule, host RNG position) and `config.toml` (the configuration the checkpoint was
+//! trained with, which a resume checks the run's `config.toml` against; checkpoints written
+//! before it was recorded lack it).
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -17,7 +19,21 @@ use anyhow::Context;
 use dicyc_volume::atomic::write_atomic;
 use serde::{Deserialize, Serialize};
 
+use super::config::TrainConfig;
 use super::schedule::Schedule;
+
+/// The configuration a checkpoint was trained with: `config.toml` in its folder, or `None`
+/// for a checkpoint written before checkpoints recorded theirs.
+pub fn recorded_config(checkpoint: &Path) -> anyhow::Result<Option<TrainConfig>> {
+    let path = checkpoint.join(CHECKPOINT_CONFIG);
+    if !path.exists() {
+        return Ok(None);
+    }
+    TrainConfig::load(&path).map(Some)
+}
+
+/// The name of a checkpoint's own configuration file.
+pub const CHECKPOINT_CONFIG: &str = "config.toml";
 
 /// Where a run is (everything but tensors), saved as `state.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -255,7 +255,94 @@ impl Default for TrainConfig {
     }
 }
 
+/// The fields a resumed run may change (dotted TOML keys; a table stands for every field in
+/// it): where it computes, how long it goes on (the schedule's length and early-stop rule) and
+/// what it writes (checkpoints, sample grids, plots). Everything else decides what a step
+/// computes from the checkpointed state, so a resume refuses a change to it
+/// ([`TrainConfig::fixed_differences`]).
+pub const RESUMABLE_FIELDS: [&str; 9] = [
+    "device",
+    "threads",
+    "max_steps",
+    "schedule.epochs",
+    "schedule.epochs_decay",
+    "schedule.early_stop",
+    "schedule.patience",
+    "schedule.patience_decay",
+    "output",
+];
+
+/// One field in which two configurations differ: its dotted key and both values as TOML
+/// (`(absent)` where a configuration has no such field, e.g. another data kind's).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldChange {
+    /// Dotted key, e.g. `optim.lr`.
+    pub key: String,
+    /// The value in the configuration compared against (the recorded one).
+    pub before: String,
+    /// The value in this configuration.
+    pub after: String,
+}
+
+/// Every leaf of a TOML value as `(dotted key, value)`; arrays are leaves.
+fn flatten(
+    prefix: &str,
+    value: &toml::Value,
+    out: &mut std::collections::BTreeMap<String, String>,
+) {
+    match value {
+        toml::Value::Table(table) => {
+            for (k, v) in table {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        leaf => {
+            out.insert(prefix.to_string(), leaf.to_string());
+        }
+    }
+}
+
 impl TrainConfig {
+    /// The configuration's fields as `dotted key → TOML value`.
+    fn fields(&self) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+        let value = toml::Value::try_from(self).context("serialising the configuration to TOML")?;
+        let mut out = std::collections::BTreeMap::new();
+        flatten("", &value, &mut out);
+        Ok(out)
+    }
+
+    /// The fields outside [`RESUMABLE_FIELDS`] in which this configuration differs from
+    /// `recorded` (the one a checkpoint was trained with), in key order: what a resume must
+    /// refuse.
+    pub fn fixed_differences(&self, recorded: &TrainConfig) -> anyhow::Result<Vec<FieldChange>> {
+        let resumable = |key: &str| {
+            RESUMABLE_FIELDS.iter().any(|f| {
+                key == *f
+                    || key
+                        .strip_prefix(f)
+                        .is_some_and(|rest| rest.starts_with('.'))
+            })
+        };
+        let (before, after) = (recorded.fields()?, self.fields()?);
+        let keys: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+        let absent = || "(absent)".to_string();
+        Ok(keys
+            .into_iter()
+            .filter(|k| !resumable(k))
+            .filter(|k| before.get(*k) != after.get(*k))
+            .map(|k| FieldChange {
+                key: k.clone(),
+                before: before.get(k).cloned().unwrap_or_else(absent),
+                after: after.get(k).cloned().unwrap_or_else(absent),
+            })
+            .collect())
+    }
+
     /// The paper's setting (docs/DESIGN.md §2), on synthetic 128×128 data until real data is given.
     pub fn paper() -> TrainConfig {
         TrainConfig {

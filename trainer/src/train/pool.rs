@@ -33,6 +33,11 @@ impl ImagePool {
         self.images.is_empty()
     }
 
+    /// The shape `[C, H, W]` of the stored images (None when empty).
+    pub fn image_shape(&self) -> Option<Vec<i64>> {
+        self.images.first().map(|t| t.size())
+    }
+
     /// The batch `[N, C, H, W]` to show the discriminator for the new fakes `images`.
     pub fn query(&mut self, images: &Tensor, rng: &mut ChaCha8Rng) -> Tensor {
         let images = images.detach();

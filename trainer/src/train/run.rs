@@ -13,7 +13,7 @@ use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
 use super::adam::Adam;
-use super::checkpoint::{Checkpoints, RunState};
+use super::checkpoint::{Checkpoints, RunState, CHECKPOINT_CONFIG};
 use super::config::{ModelKind, TrainConfig};
 use super::finite::first_non_finite;
 use super::plots;
@@ -229,6 +229,29 @@ impl Trainer {
             source.slices_per_epoch() > 0,
             "the data source has no slices"
         );
+        Ok(())
+    }
+
+    /// Checks that the image pools (restored from a checkpoint) hold images of the shape
+    /// `source` gives, so that a checkpoint trained on other slices is refused with a message
+    /// rather than failing inside libtorch at the first discriminator step.
+    pub fn check_pools(&self, source: &dyn UnpairedSlices) -> anyhow::Result<()> {
+        let (h, w) = source.slice_size();
+        let g = &self.config.generator;
+        for (name, pool, c) in [
+            ("A", &self.pool_a, g.in_channels),
+            ("B", &self.pool_b, g.out_channels),
+        ] {
+            if let Some(shape) = pool.image_shape() {
+                anyhow::ensure!(
+                    shape == [c, h, w],
+                    "the checkpoint's domain {name} image pool holds images of shape {shape:?}, but this \
+                     run's slices are [{c}, {h}, {w}]: the checkpoint was trained on other slices (the \
+                     slice size or channels in config.toml changed since); put config.toml back as it \
+                     was, or start a new run"
+                );
+            }
+        }
         Ok(())
     }
 
@@ -479,7 +502,11 @@ impl Trainer {
             Tensor::write_safetensors(&pools, dir.join("pools.safetensors"))
                 .context("writing the image pools")?;
             let state = serde_json::to_string_pretty(&self.state)?;
-            write_atomic(&dir.join("state.json"), state.as_bytes())
+            write_atomic(&dir.join("state.json"), state.as_bytes())?;
+            write_atomic(
+                &dir.join(CHECKPOINT_CONFIG),
+                self.config.to_toml()?.as_bytes(),
+            )
         })
     }
 
@@ -535,6 +562,7 @@ impl Trainer {
         show_progress: bool,
     ) -> anyhow::Result<RunSummary> {
         self.check_source(source)?;
+        self.check_pools(source)?;
         let checkpoints = Checkpoints::new(run_dir.path())?;
         let steps_per_epoch = self.steps_per_epoch(source);
         let samples = self.sample_batch(source)?;
