@@ -489,3 +489,25 @@ fn a_second_process_into_a_run_directory_in_use_is_refused() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A log line cut short by a kill is dropped when the run is resumed, even where what is left
+/// of it parses (`1` of `12,…`, which used to survive as a bogus step-1 row).
+#[test]
+fn a_partial_last_log_line_is_dropped_on_resume() {
+    use dicyc_trainer::train::RunDir;
+    let dir = scratch("partial");
+    let run_dir = dir.join("run");
+    drop(RunDir::create(&run_dir, &tiny_config()).unwrap());
+    let header = "step,epoch,lr\n";
+    std::fs::write(
+        run_dir.join("losses.csv"),
+        format!("{header}1,0,1e-3\n2,0,1e-3\n1"),
+    )
+    .unwrap();
+    drop(RunDir::open(&run_dir, 11).unwrap());
+    assert_eq!(
+        std::fs::read_to_string(run_dir.join("losses.csv")).unwrap(),
+        format!("{header}1,0,1e-3\n2,0,1e-3\n")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

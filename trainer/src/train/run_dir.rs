@@ -278,20 +278,24 @@ impl RunDir {
     }
 
     /// Appends one step's losses to `losses.jsonl` and `losses.csv`.
-    /// Appends one step's losses to `losses.jsonl` and `losses.csv`.
+    /// Each line goes out in one write, so a process killed midway leaves at most a partial
+    /// last line, which [`RunDir::open`] drops.
     pub fn log_step(&mut self, losses: &StepLosses) -> anyhow::Result<()> {
-        writeln!(self.jsonl, "{}", serde_json::to_string(losses)?)
+        let json = format!("{}\n", serde_json::to_string(losses)?);
+        self.jsonl
+            .write_all(json.as_bytes())
             .context("writing losses.jsonl")?;
         let values: Vec<String> = losses.values().iter().map(|v| format!("{v:.6e}")).collect();
-        writeln!(
-            self.csv,
-            "{},{},{:.6e},{}",
+        let csv = format!(
+            "{},{},{:.6e},{}\n",
             losses.step,
             losses.epoch,
             losses.lr,
             values.join(",")
-        )
-        .context("writing losses.csv")
+        );
+        self.csv
+            .write_all(csv.as_bytes())
+            .context("writing losses.csv")
     }
 
     /// Appends the epoch summary to `epochs.csv`.
@@ -309,7 +313,8 @@ impl RunDir {
         if new {
             writeln!(file, "epoch,global_step,mean_g_total,lr,next_stage")?;
         }
-        writeln!(file, "{epoch},{steps},{mean_g_total:.6e},{lr:.6e},{stage}")
+        let line = format!("{epoch},{steps},{mean_g_total:.6e},{lr:.6e},{stage}\n");
+        file.write_all(line.as_bytes())
             .context("writing epochs.csv")
     }
 
@@ -333,8 +338,12 @@ fn truncate_lines(path: &Path, keep: impl Fn(&str) -> bool) -> anyhow::Result<()
         return Ok(());
     }
     let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    // A last line without its newline is a write cut short (a killed process): dropped, even
+    // where what is left of it would parse (`1` of `12,0,…`).
     let kept: String = text
-        .lines()
+        .split_inclusive('\n')
+        .filter_map(|l| l.strip_suffix('\n'))
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
         .filter(|l| keep(l))
         .map(|l| format!("{l}\n"))
         .collect();
