@@ -188,7 +188,7 @@ fn configurations_round_trip_through_toml() {
     assert_eq!(partial.generator.n_blocks, 9);
     assert_eq!(partial.loss.cycle, 10.0);
     assert_eq!(partial.optim.lr, 2e-4);
-    // The paper's numbers (the offset sites are the study's choice: the input only).
+    // The paper's numbers (the four offset sites are also the study's choice).
     let paper = TrainConfig::paper();
     assert_eq!(
         (
@@ -196,7 +196,7 @@ fn configurations_round_trip_through_toml() {
             paper.generator.n_blocks,
             paper.generator.offset_layers.clone()
         ),
-        (64, 9, vec![OffsetSite::Input])
+        (64, 9, OffsetSite::ALL.to_vec())
     );
     assert_eq!(
         (paper.schedule.epochs, paper.schedule.epochs_decay),

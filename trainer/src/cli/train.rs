@@ -90,7 +90,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub blocks: Option<i64>,
     /// Which offset layers (comma-separated: input,down1,down2,block0; `none` for none;
-    /// default: input).
+    /// default: all four).
     #[arg(long, value_delimiter = ',', value_name = "SITES")]
     pub offset_layers: Option<Vec<String>>,
     /// Data source (`synthetic`; NIfTI data is chosen with --data-a/--data-b).

@@ -867,10 +867,15 @@ pub fn render(study: &Path, plan: &StudyPlan, copy: Option<&EvalRecord>) -> Resu
                 format!("**failed**: {}", e.replace('\n', " ").replace('|', "/"))
             }
         };
-        let secs: f64 = c.evals.values().map(|r| r.seconds).sum();
+        // An empty float sum is −0: a cell with no evaluation yet shows a dash instead.
+        let secs = if c.evals.is_empty() {
+            "–".to_string()
+        } else {
+            format!("{:.0}", c.evals.values().map(|r| r.seconds).sum::<f64>())
+        };
         let _ = writeln!(
             p,
-            "| `{}` | {state} | {} | {secs:.0} |",
+            "| `{}` | {state} | {} | {secs} |",
             c.cell.name(),
             c.steps
                 .iter()
