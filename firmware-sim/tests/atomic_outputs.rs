@@ -3,55 +3,20 @@
 //! ENOSPC), or a destination that cannot be replaced, leaves neither the file nor a
 //! temporary behind (issue 11, finding 10).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use dicyc_core::format::{file_size, write_weight_file, Normalization};
-use dicyc_core::{ModelConfig, OffsetLayers, Pass};
+use common::{both_passes, lcg_weight_file, listing, roomy, roomy_image, SIDE};
+use dicyc_core::format::Normalization;
 use dicyc_firmware_sim::device::Device;
-use dicyc_firmware_sim::flash::{build_image, FlashImage};
-use dicyc_firmware_sim::profile::DeviceProfile;
+use dicyc_firmware_sim::flash::FlashImage;
 use dicyc_volume::golden::BundleWriter;
 
-const SIDE: usize = 16;
-
+/// This suite's model: the shared tiny generator, LCG seed 11.
 fn weight_file() -> Vec<u8> {
-    let config = ModelConfig {
-        in_channels: 1,
-        out_channels: 1,
-        ngf: 2,
-        n_blocks: 1,
-        offset_layers: OffsetLayers::ALL,
-    };
-    let mut bytes = vec![0u8; file_size(&config).unwrap()];
-    let mut state = 11u32;
-    write_weight_file(&mut bytes, &config, &Normalization::IDENTITY, |_, sink| {
-        while sink.remaining() > 0 {
-            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            sink.push(((state >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * 0.4)?;
-        }
-        Ok(())
-    })
-    .unwrap();
-    bytes
-}
-
-fn roomy() -> DeviceProfile {
-    DeviceProfile {
-        name: "test".into(),
-        flash_bytes: 1 << 20,
-        ram_bytes: 1 << 20,
-    }
-}
-
-/// The names in `dir`, sorted.
-fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
+    lcg_weight_file(11, 1.0, &Normalization::IDENTITY)
 }
 
 /// Runs `firmware-sim ARGS` with writes limited to `blocks` × 512 bytes per file and
@@ -147,7 +112,7 @@ fn flash_onto_a_folder_leaves_no_temporary() {
 #[test]
 fn verify_json_onto_a_full_disk_leaves_nothing() {
     let dir = dicyc_volume::testing::scratch_dir("atomic", "verify-json");
-    let image = build_image(&weight_file(), &roomy(), SIDE, SIDE).unwrap();
+    let image = roomy_image(&weight_file(), SIDE);
     let image_path = dir.join("image.flash");
     std::fs::write(&image_path, &image).unwrap();
     // A bundle of the device's own outputs: verify passes, only the report fails to write.
@@ -158,13 +123,7 @@ fn verify_json_onto_a_full_disk_leaves_nothing() {
     let x: Vec<f32> = (0..SIDE * SIDE)
         .map(|i| (i % 13) as f32 / 13.0 - 0.5)
         .collect();
-    let (mut d, mut u) = (vec![0f32; SIDE * SIDE], vec![0f32; SIDE * SIDE]);
-    device
-        .run_slice(&x, SIDE, SIDE, Pass::Deformed, &mut d)
-        .unwrap();
-    device
-        .run_slice(&x, SIDE, SIDE, Pass::Undeformed, &mut u)
-        .unwrap();
+    let (d, u) = both_passes(&mut device, &x);
     bundle.add("s", SIDE, SIDE, &x, &d, &u).unwrap();
     bundle.finish().unwrap();
 

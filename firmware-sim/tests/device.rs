@@ -1,60 +1,32 @@
 //! The device simulation: corruption of a flash image is always caught, profiles refuse
 //! what does not fit (and accept what fits exactly), and `verify` can fail.
 
-use std::process::Command;
+mod common;
 
-use dicyc_core::format::{file_size, write_weight_file, Normalization};
-use dicyc_core::{ModelConfig, OffsetLayers, Pass};
+use common::{
+    both_passes, firmware_sim, input_signal, inspect_cli, lcg_weight_file, roomy, roomy_image, SIDE,
+};
+use dicyc_core::format::Normalization;
+use dicyc_core::Pass;
 use dicyc_firmware_sim::device::Device;
 use dicyc_firmware_sim::flash::{build_image, ram_needed, FlashImage};
 use dicyc_firmware_sim::profile::DeviceProfile;
 use dicyc_volume::golden::{read_bundle, BundleWriter};
 use proptest::prelude::*;
 
-const SIDE: usize = 16;
-
-fn config() -> ModelConfig {
-    ModelConfig {
-        in_channels: 1,
-        out_channels: 1,
-        ngf: 2,
-        n_blocks: 1,
-        offset_layers: OffsetLayers::ALL,
-    }
-}
-
-/// A small generator with deterministic pseudo-random weights; `scale` > 1 perturbs them.
-fn weight_file(seed: u32, scale: f32) -> Vec<u8> {
-    let config = config();
-    let mut bytes = vec![0u8; file_size(&config).unwrap()];
-    let mut state = seed;
-    write_weight_file(&mut bytes, &config, &Normalization::IDENTITY, |_, sink| {
-        while sink.remaining() > 0 {
-            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            sink.push(scale * ((state >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * 0.4)?;
-        }
-        Ok(())
-    })
-    .unwrap();
-    bytes
-}
-
-fn roomy() -> DeviceProfile {
-    DeviceProfile {
-        name: "test".into(),
-        flash_bytes: 1 << 20,
-        ram_bytes: 1 << 20,
-    }
+/// This suite's model: the shared tiny generator, LCG seed 1, its weights times `scale`
+/// (> 1 perturbs them).
+fn weight_file(scale: f32) -> Vec<u8> {
+    lcg_weight_file(1, scale, &Normalization::IDENTITY)
 }
 
 fn image() -> Vec<u8> {
-    build_image(&weight_file(1, 1.0), &roomy(), SIDE, SIDE).unwrap()
+    roomy_image(&weight_file(1.0), SIDE)
 }
 
+/// One slice of input.
 fn input() -> Vec<f32> {
-    (0..SIDE * SIDE)
-        .map(|i| ((i * 37 % 101) as f32 / 50.0 - 1.0) * 0.9)
-        .collect()
+    input_signal(SIDE * SIDE)
 }
 
 #[test]
@@ -103,10 +75,10 @@ proptest! {
 
 #[test]
 fn a_profile_that_fits_exactly_runs_and_one_byte_less_is_refused() {
-    let weights = weight_file(1, 1.0);
+    let weights = weight_file(1.0);
     let file = dicyc_core::WeightFile::new_checked(&weights).unwrap();
     let ram = ram_needed(&file, SIDE, SIDE).unwrap();
-    let image_len = build_image(&weights, &roomy(), SIDE, SIDE).unwrap().len() as u64;
+    let image_len = roomy_image(&weights, SIDE).len() as u64;
 
     let exact = DeviceProfile {
         name: "exact".into(),
@@ -168,20 +140,13 @@ fn verify_cli(reference_weights: &[u8], image: &[u8]) -> std::process::Output {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     // The reference outputs come from the core on the reference weights.
-    let reference_image = build_image(reference_weights, &roomy(), SIDE, SIDE).unwrap();
+    let reference_image = roomy_image(reference_weights, SIDE);
     let mut reference = Device::boot(&reference_image, &roomy()).unwrap();
     let image_crc = FlashImage::new_checked(image).unwrap().weights.crc32c();
     let mut bundle = BundleWriter::create(&dir.join("golden"), image_crc, 1, 1).unwrap();
     for k in 0..2 {
         let x: Vec<f32> = input().iter().map(|v| v * (1.0 - 0.3 * k as f32)).collect();
-        let mut deformed = vec![0f32; SIDE * SIDE];
-        let mut undeformed = vec![0f32; SIDE * SIDE];
-        reference
-            .run_slice(&x, SIDE, SIDE, Pass::Deformed, &mut deformed)
-            .unwrap();
-        reference
-            .run_slice(&x, SIDE, SIDE, Pass::Undeformed, &mut undeformed)
-            .unwrap();
+        let (deformed, undeformed) = both_passes(&mut reference, &x);
         bundle
             .add(
                 &format!("slice {k}"),
@@ -196,7 +161,7 @@ fn verify_cli(reference_weights: &[u8], image: &[u8]) -> std::process::Output {
     bundle.finish().unwrap();
     assert_eq!(read_bundle(&dir.join("golden")).unwrap().1.len(), 2);
     std::fs::write(dir.join("image.flash"), image).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_firmware-sim"))
+    firmware_sim()
         .args(["verify", "--profile", "edge-8m", "--image"])
         .arg(dir.join("image.flash"))
         .arg("--golden")
@@ -207,11 +172,8 @@ fn verify_cli(reference_weights: &[u8], image: &[u8]) -> std::process::Output {
 
 #[test]
 fn verify_passes_on_the_same_weights_and_fails_on_perturbed_ones() {
-    let weights = weight_file(1, 1.0);
-    let out = verify_cli(
-        &weights,
-        &build_image(&weights, &roomy(), SIDE, SIDE).unwrap(),
-    );
+    let weights = weight_file(1.0);
+    let out = verify_cli(&weights, &roomy_image(&weights, SIDE));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -224,11 +186,8 @@ fn verify_passes_on_the_same_weights_and_fails_on_perturbed_ones() {
     );
 
     // Same architecture, weights scaled by 1.5: the device output must be flagged.
-    let perturbed = weight_file(1, 1.5);
-    let out = verify_cli(
-        &weights,
-        &build_image(&perturbed, &roomy(), SIDE, SIDE).unwrap(),
-    );
+    let perturbed = weight_file(1.5);
+    let out = verify_cli(&weights, &roomy_image(&perturbed, SIDE));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         !out.status.success(),
@@ -254,23 +213,10 @@ fn expected_region(weights: &[u8], offset: usize) -> &'static str {
     }
 }
 
-fn inspect_cli(path: &std::path::Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_firmware-sim"))
-        .arg("inspect")
-        .arg(path)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn faults_injected_on_the_command_line_are_reported_with_their_section_and_refused() {
     let dir = dicyc_volume::testing::scratch_dir("device", "faults");
-    let weights = weight_file(1, 1.0);
+    let weights = weight_file(1.0);
     let pristine = image();
     let path = dir.join("image.flash");
     std::fs::write(&path, &pristine).unwrap();
@@ -335,11 +281,7 @@ fn faults_injected_on_the_command_line_are_reported_with_their_section_and_refus
         "{stderr}"
     );
 
-    let out = Command::new(env!("CARGO_BIN_EXE_firmware-sim"))
-        .arg("inspect")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = firmware_sim().arg("inspect").arg(&path).output().unwrap();
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
     let header_crc = u32::from_le_bytes(pristine[60..64].try_into().unwrap());

@@ -2,50 +2,24 @@
 //! header rewritten with a recomputed CRC (a buggy or hostile flasher) is refused unless it
 //! is exactly what `firmware-sim flash` would have written (issue 11, finding 5).
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
-use dicyc_core::format::{crc32c, file_size, write_weight_file, Normalization};
-use dicyc_core::{ModelConfig, OffsetLayers};
-use dicyc_firmware_sim::flash::{build_image, ram_needed, FlashImage};
-use dicyc_firmware_sim::profile::DeviceProfile;
+use std::path::Path;
+
+use common::{firmware_sim, inspect_cli, lcg_weight_file, roomy_image, SIDE};
+use dicyc_core::format::{crc32c, Normalization};
+use dicyc_firmware_sim::flash::{ram_needed, FlashImage};
 use proptest::prelude::*;
 
-const SIDE: usize = 16;
-
+/// This suite's model: the shared tiny generator, LCG seed 3.
 fn weight_file() -> Vec<u8> {
-    let config = ModelConfig {
-        in_channels: 1,
-        out_channels: 1,
-        ngf: 2,
-        n_blocks: 1,
-        offset_layers: OffsetLayers::ALL,
-    };
-    let mut bytes = vec![0u8; file_size(&config).unwrap()];
-    let mut state = 3u32;
-    write_weight_file(&mut bytes, &config, &Normalization::IDENTITY, |_, sink| {
-        while sink.remaining() > 0 {
-            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            sink.push(((state >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * 0.4)?;
-        }
-        Ok(())
-    })
-    .unwrap();
-    bytes
-}
-
-fn roomy() -> DeviceProfile {
-    DeviceProfile {
-        name: "test".into(),
-        flash_bytes: 1 << 20,
-        ram_bytes: 1 << 20,
-    }
+    lcg_weight_file(3, 1.0, &Normalization::IDENTITY)
 }
 
 /// A valid image followed by erased flash (so that a longer weight-file length still lies
 /// inside the bytes given).
 fn padded_image() -> Vec<u8> {
-    let mut image = build_image(&weight_file(), &roomy(), SIDE, SIDE).unwrap();
+    let mut image = roomy_image(&weight_file(), SIDE);
     image.resize(image.len() + 4096, 0xff);
     image
 }
@@ -88,19 +62,8 @@ fn with_field(offset: usize, size: usize, value: u64) -> Vec<u8> {
     image
 }
 
-fn firmware_sim(args: &[&std::ffi::OsStr]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_firmware-sim"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 fn inspect(path: &Path) -> (bool, String) {
-    let out = firmware_sim(&["inspect".as_ref(), path.as_os_str()]);
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    inspect_cli(path, &[])
 }
 
 #[test]
@@ -172,15 +135,13 @@ fn verify_refuses_a_resealed_header_with_a_zero_width() {
     let path = dir.join("image.flash");
     std::fs::write(&path, with_field(40, 4, 0)).unwrap();
     std::fs::create_dir_all(dir.join("golden")).unwrap();
-    let out = firmware_sim(&[
-        "verify".as_ref(),
-        "--profile".as_ref(),
-        "edge-8m".as_ref(),
-        "--image".as_ref(),
-        path.as_os_str(),
-        "--golden".as_ref(),
-        dir.join("golden").as_os_str(),
-    ]);
+    let out = firmware_sim()
+        .args(["verify", "--profile", "edge-8m", "--image"])
+        .arg(&path)
+        .arg("--golden")
+        .arg(dir.join("golden"))
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(

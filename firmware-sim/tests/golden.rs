@@ -2,51 +2,26 @@
 //! or names a device, a folder or a file of the wrong size, is a clear error naming the file,
 //! never a panic and never an unbounded read (issue 11, finding 6).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use dicyc_core::format::{file_size, write_weight_file, Normalization};
-use dicyc_core::{ModelConfig, OffsetLayers, Pass};
+use common::{input_signal, lcg_weight_file, roomy, roomy_image, SIDE};
+use dicyc_core::format::Normalization;
+use dicyc_core::Pass;
 use dicyc_firmware_sim::device::Device;
-use dicyc_firmware_sim::flash::{build_image, FlashImage};
-use dicyc_firmware_sim::profile::DeviceProfile;
+use dicyc_firmware_sim::flash::FlashImage;
 use dicyc_volume::golden::{read_bundle, BundleWriter};
 
-const SIDE: usize = 16;
-
+/// This suite's model: the shared tiny generator, LCG seed 5.
 fn weight_file() -> Vec<u8> {
-    let config = ModelConfig {
-        in_channels: 1,
-        out_channels: 1,
-        ngf: 2,
-        n_blocks: 1,
-        offset_layers: OffsetLayers::ALL,
-    };
-    let mut bytes = vec![0u8; file_size(&config).unwrap()];
-    let mut state = 5u32;
-    write_weight_file(&mut bytes, &config, &Normalization::IDENTITY, |_, sink| {
-        while sink.remaining() > 0 {
-            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            sink.push(((state >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * 0.4)?;
-        }
-        Ok(())
-    })
-    .unwrap();
-    bytes
+    lcg_weight_file(5, 1.0, &Normalization::IDENTITY)
 }
 
-fn roomy() -> DeviceProfile {
-    DeviceProfile {
-        name: "test".into(),
-        flash_bytes: 1 << 20,
-        ram_bytes: 1 << 20,
-    }
-}
-
+/// One slice of `channels` channels of input.
 fn input(channels: usize) -> Vec<f32> {
-    (0..channels * SIDE * SIDE)
-        .map(|i| ((i * 37 % 101) as f32 / 50.0 - 1.0) * 0.9)
-        .collect()
+    input_signal(channels * SIDE * SIDE)
 }
 
 /// A folder with `image.flash` and a bundle `golden/` of one slice, written for `cin` input
@@ -54,7 +29,7 @@ fn input(channels: usize) -> Vec<f32> {
 /// manifest, so only a check against the model can refuse them.
 fn setup(name: &str, cin: usize, cout: usize) -> (PathBuf, PathBuf, PathBuf) {
     let dir = dicyc_volume::testing::scratch_dir("golden", name);
-    let image = build_image(&weight_file(), &roomy(), SIDE, SIDE).unwrap();
+    let image = roomy_image(&weight_file(), SIDE);
     let crc = FlashImage::new_checked(&image).unwrap().weights.crc32c();
     let path = dir.join("image.flash");
     std::fs::write(&path, &image).unwrap();
@@ -226,7 +201,7 @@ fn a_manifest_that_is_a_device_is_a_clear_error() {
 /// The library: a slice of the wrong length is an error from the device, not a panic.
 #[test]
 fn the_device_refuses_slices_of_the_wrong_length() {
-    let image = build_image(&weight_file(), &roomy(), SIDE, SIDE).unwrap();
+    let image = roomy_image(&weight_file(), SIDE);
     let mut device = Device::boot(&image, &roomy()).unwrap();
     let mut output = vec![0f32; SIDE * SIDE];
     for (cin, cout) in [(2, 1), (0, 1), (1, 2), (1, 0)] {

@@ -4,65 +4,32 @@
 //! output); a legal file whose data start at vox_offset 1024 gives the same output as the
 //! same data at 352.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-use dicyc_core::format::{file_size, write_weight_file, Normalization};
-use dicyc_core::{ModelConfig, OffsetLayers};
-use dicyc_firmware_sim::flash::build_image;
-use dicyc_firmware_sim::profile::DeviceProfile;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::{lcg_weight_file, roomy_image, run_command, NORM};
 use dicyc_volume::nifti_io::read_volume;
 use dicyc_volume::testing::{f32_bytes, gzip, RawNifti};
-
-const NORM: Normalization = Normalization {
-    input_offset: 0.0,
-    input_scale: 1.0 / 3.0,
-    output_offset: 120.0,
-    output_scale: 40.0,
-};
 
 fn tmpdir(name: &str) -> PathBuf {
     dicyc_volume::testing::scratch_dir("hostile-nifti", name)
 }
 
+/// Writes this suite's image: the shared tiny generator (LCG seed 11, target units `NORM`),
+/// planned for 24 × 24 slices.
 fn image(d: &Path) -> PathBuf {
-    let config = ModelConfig {
-        in_channels: 1,
-        out_channels: 1,
-        ngf: 2,
-        n_blocks: 1,
-        offset_layers: OffsetLayers::ALL,
-    };
-    let mut bytes = vec![0u8; file_size(&config).unwrap()];
-    let mut state = 11u32;
-    write_weight_file(&mut bytes, &config, &NORM, |_, sink| {
-        while sink.remaining() > 0 {
-            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            sink.push(((state >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * 0.4)?;
-        }
-        Ok(())
-    })
-    .unwrap();
-    let profile = DeviceProfile {
-        name: "test".into(),
-        flash_bytes: 1 << 20,
-        ram_bytes: 1 << 20,
-    };
     let p = d.join("image.flash");
-    std::fs::write(&p, build_image(&bytes, &profile, 24, 24).unwrap()).unwrap();
+    std::fs::write(&p, roomy_image(&lcg_weight_file(11, 1.0, &NORM), 24)).unwrap();
     p
 }
 
+/// `firmware-sim run` with `DICYC_MAX_VOLUME_BYTES` taken out of the environment it inherits
+/// and `env` added.
 fn run(image: &Path, input: &Path, output: &Path, env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_firmware-sim"));
-    c.arg("run")
-        .arg("--image")
-        .arg(image)
-        .args(["--flash", "1M", "--ram", "1M", "--input"])
-        .arg(input)
-        .arg("--output")
-        .arg(output)
-        .env_remove("DICYC_MAX_VOLUME_BYTES");
+    let mut c = run_command(image, input, output, "1M");
+    c.env_remove("DICYC_MAX_VOLUME_BYTES");
     for (k, v) in env {
         c.env(k, v);
     }

@@ -1,33 +1,20 @@
 //! `firmware-sim inspect` on a valid file and on corrupted ones, through the real binary.
 
-use std::process::Command;
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use dicyc_core::format::{file_size, write_weight_file, Normalization};
-use dicyc_core::{ModelConfig, OffsetLayers};
+use common::{firmware_sim, tiny_config, weight_file_with};
+use dicyc_core::format::Normalization;
 
+/// The shared tiny generator, every tensor filled with the ramp 0, 0.01, …, 0.06, 0, ….
 fn small_weight_file() -> Vec<u8> {
-    let config = ModelConfig {
-        in_channels: 1,
-        out_channels: 1,
-        ngf: 2,
-        n_blocks: 1,
-        offset_layers: OffsetLayers::ALL,
-    };
-    let mut bytes = vec![0u8; file_size(&config).unwrap()];
-    write_weight_file(
-        &mut bytes,
-        &config,
-        &Normalization::IDENTITY,
-        |spec, sink| {
-            for i in 0..spec.element_count() {
-                sink.push((i % 7) as f32 * 0.01)?;
-            }
-            Ok(())
-        },
-    )
-    .unwrap();
-    bytes
+    weight_file_with(&Normalization::IDENTITY, |spec, sink| {
+        for i in 0..spec.element_count() {
+            sink.push((i % 7) as f32 * 0.01)?;
+        }
+        Ok(())
+    })
 }
 
 fn inspect(bytes: &[u8], extra: &[&str]) -> std::process::Output {
@@ -37,7 +24,7 @@ fn inspect(bytes: &[u8], extra: &[&str]) -> std::process::Output {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("w{}.dcw", NEXT.fetch_add(1, Ordering::Relaxed)));
     std::fs::write(&path, bytes).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_firmware-sim"))
+    let out = firmware_sim()
         .arg("inspect")
         .arg(&path)
         .args(extra)
@@ -69,13 +56,7 @@ fn json_lists_every_tensor() {
     let out = inspect(&small_weight_file(), &["--json"]);
     assert!(out.status.success());
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let config = ModelConfig {
-        in_channels: 1,
-        out_channels: 1,
-        ngf: 2,
-        n_blocks: 1,
-        offset_layers: OffsetLayers::ALL,
-    };
+    let config = tiny_config();
     assert_eq!(
         json["tensors"].as_array().unwrap().len(),
         config.tensor_count() as usize

@@ -2,14 +2,15 @@
 //! the source's grid and geometry, is in the weight file's target units, matches the core
 //! run slice by slice, and a corrupted image or too little RAM writes nothing.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-use dicyc_core::format::{file_size, write_weight_file, Normalization};
-use dicyc_core::{ModelConfig, OffsetLayers, Pass};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::{lcg_weight_file, listing, roomy, roomy_image, run_command, NORM};
+use dicyc_core::Pass;
 use dicyc_firmware_sim::device::Device;
-use dicyc_firmware_sim::flash::{build_image, ram_needed, FlashImage};
-use dicyc_firmware_sim::profile::DeviceProfile;
+use dicyc_firmware_sim::flash::{ram_needed, FlashImage};
 use dicyc_volume::nifti_io::{read_volume, write};
 use dicyc_volume::slicewise::DeviceMap;
 use dicyc_volume::volume::{affine_of, Volume};
@@ -17,44 +18,14 @@ use ndarray::Array3;
 
 /// Not multiples of 4 in-plane: exercises the padding and the crop.
 const DIM: (usize, usize, usize) = (18, 22, 3);
-const NORM: Normalization = Normalization {
-    input_offset: 0.0,
-    input_scale: 1.0 / 3.0,
-    output_offset: 120.0,
-    output_scale: 40.0,
-};
 
 fn tmpdir(name: &str) -> PathBuf {
     dicyc_volume::testing::scratch_dir("run", name)
 }
 
+/// This suite's model: the shared tiny generator, LCG seed 7, in target units `NORM`.
 fn weight_file() -> Vec<u8> {
-    let config = ModelConfig {
-        in_channels: 1,
-        out_channels: 1,
-        ngf: 2,
-        n_blocks: 1,
-        offset_layers: OffsetLayers::ALL,
-    };
-    let mut bytes = vec![0u8; file_size(&config).unwrap()];
-    let mut state = 7u32;
-    write_weight_file(&mut bytes, &config, &NORM, |_, sink| {
-        while sink.remaining() > 0 {
-            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            sink.push(((state >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * 0.4)?;
-        }
-        Ok(())
-    })
-    .unwrap();
-    bytes
-}
-
-fn profile() -> DeviceProfile {
-    DeviceProfile {
-        name: "test".into(),
-        flash_bytes: 1 << 20,
-        ram_bytes: 1 << 20,
-    }
+    lcg_weight_file(7, 1.0, &NORM)
 }
 
 /// A phantom with an oblique, offset affine.
@@ -76,21 +47,14 @@ fn volume() -> Volume {
 
 /// Writes the image and the volume; returns (image, volume) paths.
 fn setup(d: &Path) -> (PathBuf, PathBuf) {
-    let image = build_image(&weight_file(), &profile(), 24, 24).unwrap();
+    let image = roomy_image(&weight_file(), 24);
     std::fs::write(d.join("image.flash"), image).unwrap();
     write(&d.join("in.nii.gz"), &volume()).unwrap();
     (d.join("image.flash"), d.join("in.nii.gz"))
 }
 
 fn run(image: &Path, input: &Path, output: &Path, extra: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_firmware-sim"))
-        .arg("run")
-        .arg("--image")
-        .arg(image)
-        .args(["--flash", "1M", "--ram", "1M", "--input"])
-        .arg(input)
-        .arg("--output")
-        .arg(output)
+    run_command(image, input, output, "1M")
         .args(extra)
         .output()
         .unwrap()
@@ -130,7 +94,7 @@ fn run_writes_the_volume_in_target_units_with_the_source_geometry() {
 
     // The same as running the core on the slice normalised and padded by hand.
     let bytes = std::fs::read(&image).unwrap();
-    let mut device = Device::boot(&bytes, &profile()).unwrap();
+    let mut device = Device::boot(&bytes, &roomy()).unwrap();
     let map = DeviceMap::of(&source.data, NORM);
     let min = source.data.iter().copied().fold(f32::INFINITY, f32::min);
     let (h, w) = (20, 24);
@@ -194,14 +158,7 @@ fn a_corrupted_image_or_too_little_ram_writes_nothing() {
     // RAM for an 8x8 slice only: the 20x24 slice is refused with the shortfall.
     let bytes = std::fs::read(&image).unwrap();
     let small = ram_needed(&FlashImage::new_checked(&bytes).unwrap().weights, 8, 8).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_firmware-sim"))
-        .arg("run")
-        .arg("--image")
-        .arg(&image)
-        .args(["--flash", "1M", "--ram", &small.to_string(), "--input"])
-        .arg(&input)
-        .arg("--output")
-        .arg(&output)
+    let out = run_command(&image, &input, &output, &small.to_string())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -209,10 +166,7 @@ fn a_corrupted_image_or_too_little_ram_writes_nothing() {
     assert!(stderr.contains("20x24 slice needs"), "{stderr}");
     assert!(!output.exists());
     // No temporary files left behind either.
-    let names: Vec<String> = std::fs::read_dir(&d)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let names = listing(&d);
     assert!(
         names.iter().all(|n| !n.starts_with(".dicyc-tmp")),
         "{names:?}"
