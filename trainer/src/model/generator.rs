@@ -52,13 +52,14 @@ pub fn parse_site(name: &str) -> anyhow::Result<OffsetSite> {
 
 /// Where `--model dicyclegan` and every preset put offset layers unless told otherwise.
 ///
-/// All four sites with per-channel offsets (the paper's sites), because that is what the
-/// study chose: on the calibrated deformed benchmark (16 mm field, `trainer study`,
-/// docs/RESULTS.md) it beat CycleGAN by the most in z-unit MSE and in windowed SSIM on
-/// average, and stayed closest to CycleGAN's windowed SSIM where there is no deformation
-/// (though not its PD→T2 z-unit MSE, 1.5× CycleGAN's there). The input site
-/// alone (`["input"]`), which gained more windowed SSIM at a weaker 8 mm field, and the
-/// shared-field form (unstable in training) remain options.
+/// All four sites with per-channel offsets (the paper's sites): the best variant of
+/// `trainer study` that the whole deployment path runs (docs/RESULTS.md). On the calibrated
+/// deformed benchmark (16 mm field) it beat CycleGAN by more than the input site alone in
+/// z-unit MSE and on average in windowed SSIM, and stayed closer to CycleGAN's windowed SSIM
+/// without deformation (not to its PD→T2 z-unit MSE, 1.5× CycleGAN's there). The study's
+/// overall best, one shared field per site (`offset_form = "shared"`), is not in the weight
+/// format yet (`trainer export` refuses it) and collapsed in one of three seeds at 8 mm; it
+/// and the input site alone remain options.
 pub const DEFAULT_OFFSET_SITES: [OffsetSite; 4] = OffsetSite::ALL;
 
 /// The generator's shape.
