@@ -16,10 +16,12 @@
 //! ConvT3 s2 p1 op1 (2ngf→ngf) IN ReLU                      = up.1
 //! ReflPad3 Conv7(ngf→out) Tanh                             = head
 //! ```
-//! An offset layer over `C` channels is a 3×3 'same' (zero-padded) convolution `C → 2C`
-//! whose output channel `2c` is the row offset `dy` and `2c + 1` the column offset `dx`
-//! (in feature-map pixels) of input channel `c`, followed by bilinear resampling of channel
-//! `c` at `(y + dy, x + dx)` with border clamping.
+//! An offset layer over `C` channels is a 3×3 'same' (zero-padded) convolution `C → 2F`
+//! predicting `F` displacement fields ([`OffsetForm`]: `F = C` per-channel, `F = 1`
+//! shared): output channel `2f` is the row offset `dy` and `2f + 1` the column offset `dx`
+//! (in feature-map pixels) of field `f`; channel `c` is then resampled bilinearly at
+//! `(y + dy, x + dx)` of its field (field `c`, or the single shared one) with border
+//! clamping.
 
 use core::fmt;
 
@@ -95,43 +97,132 @@ impl OffsetSite {
     }
 }
 
-/// Which of the four offset layers a generator has (a bit set over [`OffsetSite`]).
+/// What an offset layer predicts at each pixel: the field's form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub struct OffsetLayers(u8);
+pub enum OffsetForm {
+    /// One `(dy, dx)` per input channel (the "ConvOffset2D" form): the offset conv maps
+    /// `C → 2C`. Each channel may move on its own, so the layer can also act as a
+    /// per-channel sub-pixel filter, i.e. change appearance as well as geometry.
+    #[default]
+    PerChannel = 0,
+    /// One `(dy, dx)` shared by all channels (Dai et al.'s deformable conv with one
+    /// deformable group): the offset conv maps `C → 2`. The layer can only move features,
+    /// never re-colour them.
+    Shared = 1,
+}
+
+impl OffsetForm {
+    /// Both forms, in the order of their stored values.
+    pub const ALL: [OffsetForm; 2] = [OffsetForm::PerChannel, OffsetForm::Shared];
+
+    /// Displacement fields predicted for an offset layer over `channels` channels.
+    pub const fn fields(self, channels: u32) -> u32 {
+        match self {
+            OffsetForm::PerChannel => channels,
+            OffsetForm::Shared => 1,
+        }
+    }
+
+    /// Short stable name (`per-channel`, `shared`), as in the trainer's configuration files.
+    pub const fn name(self) -> &'static str {
+        match self {
+            OffsetForm::PerChannel => "per-channel",
+            OffsetForm::Shared => "shared",
+        }
+    }
+
+    /// The form called `name` ([`Self::name`]), if any.
+    pub fn from_name(name: &str) -> Option<OffsetForm> {
+        Self::ALL.into_iter().find(|form| form.name() == name)
+    }
+
+    /// The form stored as `raw` in a weight file's header, if any.
+    pub const fn from_u8(raw: u8) -> Option<OffsetForm> {
+        match raw {
+            0 => Some(OffsetForm::PerChannel),
+            1 => Some(OffsetForm::Shared),
+            _ => None,
+        }
+    }
+}
+
+/// Which of the four offset layers a generator has (a bit set over [`OffsetSite`]) and the
+/// form of their fields (one form for all of them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct OffsetLayers {
+    sites: u8,
+    form: OffsetForm,
+}
 
 impl OffsetLayers {
     /// No offset layers: the plain CycleGAN generator.
-    pub const NONE: OffsetLayers = OffsetLayers(0);
-    /// All four offset layers: the paper's DicycleGAN generator.
-    pub const ALL: OffsetLayers = OffsetLayers(0b1111);
+    pub const NONE: OffsetLayers = OffsetLayers {
+        sites: 0,
+        form: OffsetForm::PerChannel,
+    };
+    /// All four offset layers, per-channel: the paper's DicycleGAN generator.
+    pub const ALL: OffsetLayers = OffsetLayers {
+        sites: 0b1111,
+        form: OffsetForm::PerChannel,
+    };
 
-    /// From raw bits; `None` if a bit outside the four sites is set.
+    /// Per-channel layers at the sites in `bits`; `None` if a bit outside the four sites is
+    /// set.
     pub const fn from_bits(bits: u8) -> Option<OffsetLayers> {
-        if bits & !Self::ALL.0 == 0 {
-            Some(OffsetLayers(bits))
+        if bits & !Self::ALL.sites == 0 {
+            Some(OffsetLayers {
+                sites: bits,
+                form: OffsetForm::PerChannel,
+            })
         } else {
             None
         }
     }
 
-    /// The raw bits (bit `i` = [`OffsetSite`] with discriminant `i`).
+    /// The sites' bits (bit `i` = [`OffsetSite`] with discriminant `i`).
     pub const fn bits(self) -> u8 {
-        self.0
+        self.sites
+    }
+
+    /// The form of every layer's field.
+    pub const fn form(self) -> OffsetForm {
+        self.form
+    }
+
+    /// The same sites with fields of `form`. (A form on an empty set fails
+    /// [`ModelConfig::validate`]: one configuration, one description.)
+    pub const fn with_form(self, form: OffsetForm) -> OffsetLayers {
+        OffsetLayers {
+            sites: self.sites,
+            form,
+        }
     }
 
     /// Whether the layer at `site` is present.
     pub const fn contains(self, site: OffsetSite) -> bool {
-        self.0 & site.bit() != 0
+        self.sites & site.bit() != 0
     }
 
     /// This set with `site` added.
     pub const fn with(self, site: OffsetSite) -> OffsetLayers {
-        OffsetLayers(self.0 | site.bit())
+        OffsetLayers {
+            sites: self.sites | site.bit(),
+            form: self.form,
+        }
     }
 
     /// Number of offset layers present.
     pub const fn count(self) -> u32 {
-        self.0.count_ones()
+        self.sites.count_ones()
+    }
+
+    /// Displacement fields the layer at `site` predicts in `config` (0 if it is absent).
+    pub const fn fields(self, site: OffsetSite, config: &ModelConfig) -> u32 {
+        if self.contains(site) {
+            self.form.fields(site.channels(config))
+        } else {
+            0
+        }
     }
 }
 
@@ -146,6 +237,8 @@ pub enum ConfigError {
     Blocks,
     /// The first-block offset layer is requested but there are no residual blocks.
     OffsetWithoutBlock,
+    /// A shared offset form is given but there are no offset layers.
+    FormWithoutOffsetLayers,
 }
 
 impl fmt::Display for ConfigError {
@@ -156,6 +249,9 @@ impl fmt::Display for ConfigError {
             ConfigError::Blocks => "n_blocks must be at most 256",
             ConfigError::OffsetWithoutBlock => {
                 "the first-block offset layer needs at least one residual block"
+            }
+            ConfigError::FormWithoutOffsetLayers => {
+                "a shared offset form needs at least one offset layer"
             }
         };
         f.write_str(text)
@@ -207,6 +303,11 @@ impl ModelConfig {
         if self.n_blocks == 0 && self.offset_layers.contains(OffsetSite::FirstBlock) {
             return Err(ConfigError::OffsetWithoutBlock);
         }
+        if self.offset_layers.count() == 0
+            && !matches!(self.offset_layers.form(), OffsetForm::PerChannel)
+        {
+            return Err(ConfigError::FormWithoutOffsetLayers);
+        }
         Ok(())
     }
 
@@ -243,6 +344,10 @@ impl ModelConfig {
         hash.write(&self.ngf.to_le_bytes());
         hash.write(&self.n_blocks.to_le_bytes());
         hash.write(&[self.offset_layers.bits()]);
+        // Per-channel adds nothing, so files written before the form existed keep their hash.
+        if let OffsetForm::Shared = self.offset_layers.form() {
+            hash.write(&[OffsetForm::Shared as u8]);
+        }
         for spec in self.tensors() {
             hash.write(&spec.id.to_u32().to_le_bytes());
             hash.write(&[spec.dtype as u8, spec.ndim]);
@@ -506,11 +611,10 @@ impl Tensors {
         let blocks = c.n_blocks as u32;
         let offset = |site: OffsetSite| {
             if c.offset_layers.contains(site) {
-                let ch = site.channels(c);
                 Some(TensorSpec::conv(
                     TensorId::Offset(site, param),
-                    2 * ch,
-                    ch,
+                    2 * c.offset_layers.fields(site, c),
+                    site.channels(c),
                     3,
                 ))
             } else {
@@ -592,6 +696,9 @@ impl Iterator for Tensors {
 mod tests {
     use super::*;
 
+    /// `ModelConfig::paper().architecture_hash()` as the version 1.0 code computed it.
+    const PAPER_HASH_V1_0: u64 = 0xb975_3051_1f2d_949f;
+
     #[test]
     fn paper_size_parameter_count_matches_cyclegan() {
         // 11,365,633 is PyTorch's count for CycleGAN's ResnetGenerator(1, 1, 64, 9 blocks).
@@ -646,7 +753,14 @@ mod tests {
             offset_layers: OffsetLayers::NONE,
             ..paper
         };
+        let shared = ModelConfig {
+            offset_layers: OffsetLayers::ALL.with_form(OffsetForm::Shared),
+            ..paper
+        };
         assert_ne!(paper.architecture_hash(), fewer.architecture_hash());
+        assert_ne!(paper.architecture_hash(), shared.architecture_hash());
+        // Version 1.0 files store this value: per-channel layers must keep hashing to it.
+        assert_eq!(paper.architecture_hash(), PAPER_HASH_V1_0);
         assert_ne!(paper.architecture_hash(), no_offsets.architecture_hash());
         assert_eq!(
             paper.architecture_hash(),

@@ -30,7 +30,8 @@ pub mod ops;
 mod ops;
 
 pub use config::{
-    ConfigError, Dtype, ModelConfig, OffsetLayers, OffsetSite, Param, TensorId, TensorSpec,
+    ConfigError, Dtype, ModelConfig, OffsetForm, OffsetLayers, OffsetSite, Param, TensorId,
+    TensorSpec,
 };
 pub use error::Error;
 pub use format::{FormatError, Normalization, TensorView, WeightFile, WriteError};

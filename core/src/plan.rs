@@ -107,6 +107,13 @@ impl Geoms {
         let (h2, w2, h4, w4) = (h / 2, w / 2, h / 4, w / 4);
         let conv =
             |ci, co, hh, ww, k, s, p, pad| ConvGeom::conv(ci, co, hh, ww, k, s, p, pad).ok_or(bad);
+        // Every site's geometry, present or not (an absent one is never used), in the form
+        // the configuration gives its layers.
+        let form = config.offset_layers.form();
+        let offset = |c: usize, hh, ww| {
+            let fields = form.fields(u32::try_from(c).map_err(|_| bad)?) as usize;
+            offset_geom(c, fields, hh, ww).ok_or(bad)
+        };
         Ok(Geoms {
             h,
             w,
@@ -119,10 +126,10 @@ impl Geoms {
             block: conv(4 * ngf, 4 * ngf, h4, w4, 3, 1, 1, Padding::Reflect)?,
             head: conv(ngf, cout, h, w, 7, 1, 3, Padding::Reflect)?,
             off: [
-                offset_geom(cin, h, w).ok_or(bad)?,
-                offset_geom(ngf, h, w).ok_or(bad)?,
-                offset_geom(2 * ngf, h2, w2).ok_or(bad)?,
-                offset_geom(4 * ngf, h4, w4).ok_or(bad)?,
+                offset(cin, h, w)?,
+                offset(ngf, h, w)?,
+                offset(2 * ngf, h2, w2)?,
+                offset(4 * ngf, h4, w4)?,
             ],
         })
     }

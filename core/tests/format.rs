@@ -9,7 +9,9 @@ use dicyc_core::format::{
     file_size, write_weight_file, FormatError, Normalization, NormalizationField, Region, Section,
     WeightFile, WriteError, ALIGN, HEADER_LEN, MAGIC, RECORD_LEN, VERSION_MAJOR, VERSION_MINOR,
 };
-use dicyc_core::{ConfigError, Dtype, ModelConfig, OffsetLayers, Param, TensorId, TensorSpec};
+use dicyc_core::{
+    ConfigError, Dtype, ModelConfig, OffsetForm, OffsetLayers, Param, TensorId, TensorSpec,
+};
 use half::f16;
 use proptest::prelude::*;
 
@@ -24,6 +26,7 @@ const ARCH_HASH_AT: usize = 40;
 const NGF_AT: usize = 52;
 const N_BLOCKS_AT: usize = 54;
 const OFFSET_LAYERS_AT: usize = 56;
+const OFFSET_FORM_AT: usize = 57;
 const INPUT_OFFSET_AT: usize = 64;
 const OUTPUT_SCALE_AT: usize = 76;
 const TABLE_CRC_AT: usize = 80;
@@ -196,18 +199,68 @@ fn check_contents(bytes: &[u8], config: &ModelConfig, norm: &Normalization) {
 // Round trips.
 
 #[test]
-fn round_trip_every_offset_subset_and_block_count() {
-    for bits in 0..16u8 {
-        for n_blocks in 0..4 {
-            let config = config(1, 2, 2, n_blocks, bits);
-            if config.validate().is_err() {
-                assert!(bits & 0b1000 != 0 && n_blocks == 0);
-                continue;
+fn round_trip_every_offset_subset_form_and_block_count() {
+    for form in OffsetForm::ALL {
+        for bits in 0..16u8 {
+            for n_blocks in 0..4 {
+                let mut config = config(1, 2, 2, n_blocks, bits);
+                config.offset_layers = config.offset_layers.with_form(form);
+                if config.validate().is_err() {
+                    assert!(
+                        (bits & 0b1000 != 0 && n_blocks == 0)
+                            || (bits == 0 && form == OffsetForm::Shared)
+                    );
+                    continue;
+                }
+                let bytes = write(&config, &test_norm());
+                assert_eq!(bytes[OFFSET_FORM_AT], form as u8);
+                check_contents(&bytes, &config, &test_norm());
             }
-            let bytes = write(&config, &test_norm());
-            check_contents(&bytes, &config, &test_norm());
         }
     }
+}
+
+#[test]
+fn version_1_0_files_still_read_and_keep_the_form_byte_reserved() {
+    // A 1.0 file is a per-channel 1.1 file with minor version 0: the form byte was reserved
+    // (zero) then, and the architecture hash of a per-channel configuration is unchanged.
+    let file = edited(|b| set(b, MINOR_AT, &0u16.to_le_bytes()));
+    let view = WeightFile::new_checked(&file).expect("1.0 files stay readable");
+    assert_eq!(view.version(), (VERSION_MAJOR, 0));
+    assert_eq!(view.config(), small_config());
+    let file = edited(|b| {
+        set(b, MINOR_AT, &0u16.to_le_bytes());
+        b[OFFSET_FORM_AT] = OffsetForm::Shared as u8;
+    });
+    assert_eq!(
+        read_err(&file),
+        FormatError::ReservedNotZero {
+            offset: OFFSET_FORM_AT as u64
+        }
+    );
+}
+
+#[test]
+fn err_unknown_or_inconsistent_offset_form() {
+    for found in [2u8, 0x80, 0xff] {
+        let file = edited(|b| b[OFFSET_FORM_AT] = found);
+        assert_eq!(read_err(&file), FormatError::UnknownOffsetForm { found });
+    }
+    // The shared form on a per-channel file's tensors: the stored hash (and shapes) are the
+    // per-channel ones, so the file is refused, never read with the wrong form.
+    let file = edited(|b| b[OFFSET_FORM_AT] = OffsetForm::Shared as u8);
+    assert!(matches!(
+        read_err(&file),
+        FormatError::ArchitectureHashMismatch { .. }
+    ));
+    // A form without offset layers describes nothing: one configuration, one file.
+    let mut file = write(&config(1, 1, 1, 1, 0), &test_norm());
+    file[OFFSET_FORM_AT] = OffsetForm::Shared as u8;
+    reseal(&mut file);
+    assert_eq!(
+        read_err(&file),
+        FormatError::InvalidConfig(ConfigError::FormWithoutOffsetLayers)
+    );
 }
 
 #[test]
@@ -448,7 +501,7 @@ fn err_crc_mismatch_names_the_section() {
 
 #[test]
 fn err_reserved_not_zero() {
-    for at in [57usize, 63, 88, 123] {
+    for at in [58usize, 63, 88, 123] {
         let file = edited(|b| b[at] = 1);
         assert_eq!(
             read_err(&file),
@@ -893,6 +946,7 @@ fn every_error_displays() {
             found: *b"12345678",
         },
         FormatError::UnsupportedVersion { found: 9 },
+        FormatError::UnknownOffsetForm { found: 2 },
         FormatError::CrcMismatch {
             section: Section::Data,
             stored: 1,
@@ -1217,13 +1271,24 @@ fn every_single_bit_flip_is_detected() {
 // Property tests.
 
 fn any_config() -> impl Strategy<Value = ModelConfig> {
-    (1u16..=4, 1u16..=4, 1u16..=8, 0u16..=3, 0u8..16).prop_filter_map(
-        "first-block offset needs a block",
-        |(i, o, g, b, bits)| {
-            let c = config(i, o, g, b, bits);
-            c.validate().ok().map(|_| c)
-        },
+    (
+        1u16..=4,
+        1u16..=4,
+        1u16..=8,
+        0u16..=3,
+        0u8..16,
+        any::<bool>(),
     )
+        .prop_filter_map(
+            "first-block offset needs a block, a shared form a layer",
+            |(i, o, g, b, bits, shared)| {
+                let mut c = config(i, o, g, b, bits);
+                if shared {
+                    c.offset_layers = c.offset_layers.with_form(OffsetForm::Shared);
+                }
+                c.validate().ok().map(|_| c)
+            },
+        )
 }
 
 fn any_norm() -> impl Strategy<Value = Normalization> {

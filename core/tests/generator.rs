@@ -6,8 +6,8 @@ mod ops_common;
 use std::collections::HashMap;
 
 use dicyc_core::{
-    required_scratch_bytes, synthesize, ModelConfig, OffsetLayers, OffsetSite, Param, Pass,
-    TensorId, Weights,
+    required_scratch_bytes, synthesize, ModelConfig, OffsetForm, OffsetLayers, OffsetSite, Param,
+    Pass, TensorId, Weights,
 };
 use ops_common::*;
 
@@ -300,6 +300,36 @@ fn other_configurations_match_reference() {
 }
 
 #[test]
+fn shared_offset_fields_match_reference() {
+    // One field per site for all channels (offset convs `C → 2`), both passes.
+    let shared = OffsetLayers::ALL.with_form(OffsetForm::Shared);
+    let config = ModelConfig {
+        in_channels: 1,
+        out_channels: 1,
+        ngf: 4,
+        n_blocks: 2,
+        offset_layers: shared,
+    };
+    check_against_reference(config, 16, 16, 21);
+    // Several image channels (the input site's field moves them all), multi-tile strips.
+    let config = ModelConfig {
+        in_channels: 3,
+        out_channels: 2,
+        ngf: 16,
+        n_blocks: 1,
+        offset_layers: shared,
+    };
+    check_against_reference(config, 64, 48, 22);
+    // Zero offset weights: the deformed pass is the undeformed one, bit for bit.
+    let tw = TestWeights::random(config, 23);
+    let zero = tw.zero_offsets();
+    let x = to_f32(&Rng(24).vec(3 * 16 * 16, 1.0));
+    let undeformed = run(&tw, &x, 16, 16, Pass::Undeformed);
+    assert_eq!(undeformed, run(&zero, &x, 16, 16, Pass::Deformed));
+    assert_ne!(undeformed, run(&tw, &x, 16, 16, Pass::Deformed));
+}
+
+#[test]
 fn undeformed_equals_deformed_with_zero_offset_weights() {
     let config = ModelConfig {
         in_channels: 1,
@@ -344,15 +374,20 @@ fn paper_configuration_matches_reference_at_16x16() {
 
 #[test]
 fn weight_file_gives_the_same_output_as_in_memory_weights() {
+    for form in OffsetForm::ALL {
+        weight_file_matches_in_memory(ModelConfig {
+            in_channels: 1,
+            out_channels: 1,
+            ngf: 3,
+            n_blocks: 1,
+            offset_layers: OffsetLayers::ALL.with_form(form),
+        });
+    }
+}
+
+fn weight_file_matches_in_memory(config: ModelConfig) {
     use dicyc_core::format::{file_size, write_weight_file};
     use dicyc_core::{Normalization, WeightFile};
-    let config = ModelConfig {
-        in_channels: 1,
-        out_channels: 1,
-        ngf: 3,
-        n_blocks: 1,
-        offset_layers: OffsetLayers::ALL,
-    };
     let tw = TestWeights::random(config, 12);
     let mut file = vec![0u8; file_size(&config).unwrap()];
     let n = write_weight_file(

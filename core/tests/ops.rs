@@ -9,6 +9,7 @@ use dicyc_core::ops::{
     offset_layer, offset_layer_scratch_bytes, resample, Activation, Conv2d, Padding,
 };
 use dicyc_core::Error;
+use dicyc_core::OffsetForm::{self, PerChannel, Shared};
 use half::f16;
 use ops_common::*;
 
@@ -319,13 +320,13 @@ fn zero_offsets_are_exactly_the_identity() {
     let (c, h, w) = (3, 7, 9);
     let x = to_f32(&rng.vec(c * h * w, 5.0));
     let mut out = vec![0.0f32; c * h * w];
-    resample(c, h, w, &x, &vec![0.0; 2 * c * h * w], &mut out).unwrap();
+    resample(c, PerChannel, h, w, &x, &vec![0.0; 2 * c * h * w], &mut out).unwrap();
     assert_eq!(out, x);
     // The full offset layer with zero weights and bias is the identity too.
-    let mut scratch = vec![0u8; offset_layer_scratch_bytes(c, h, w).unwrap()];
+    let mut scratch = vec![0u8; offset_layer_scratch_bytes(c, PerChannel, h, w).unwrap()];
     let wt = vec![0u8; 2 * 2 * c * c * 9];
     let bias = vec![0u8; 4 * 2 * c];
-    offset_layer(c, h, w, &x, &wt, &bias, &mut scratch, &mut out).unwrap();
+    offset_layer(c, PerChannel, h, w, &x, &wt, &bias, &mut scratch, &mut out).unwrap();
     assert_eq!(out, x);
 }
 
@@ -341,7 +342,7 @@ fn integer_offsets_move_pixels_exactly() {
             offs[(2 * ch + 1) * h * w..(2 * ch + 2) * h * w].fill(dx);
         }
         let mut out = vec![0.0f32; c * h * w];
-        resample(c, h, w, &x, &offs, &mut out).unwrap();
+        resample(c, PerChannel, h, w, &x, &offs, &mut out).unwrap();
         for ch in 0..c {
             for y in 0..h {
                 for xx in 0..w {
@@ -359,9 +360,10 @@ fn integer_offsets_move_pixels_exactly() {
         bias[2 * ch + 1] = -1.0;
     }
     let mut out = vec![0.0f32; c * h * w];
-    let mut scratch = vec![0u8; offset_layer_scratch_bytes(c, h, w).unwrap()];
+    let mut scratch = vec![0u8; offset_layer_scratch_bytes(c, PerChannel, h, w).unwrap()];
     offset_layer(
         c,
+        PerChannel,
         h,
         w,
         &x,
@@ -386,37 +388,75 @@ fn integer_offsets_move_pixels_exactly() {
 fn fractional_resampling_matches_reference() {
     let mut rng = Rng(33);
     let (c, h, w) = (3, 9, 6);
-    let x = round32(&rng.vec(c * h * w, 2.0));
-    let offs = round32(&rng.vec(2 * c * h * w, 4.0));
-    let r = resample_ref(&x, c, h, w, &offs);
+    for form in OffsetForm::ALL {
+        let fields = form.fields(c as u32) as usize;
+        let x = round32(&rng.vec(c * h * w, 2.0));
+        let offs = round32(&rng.vec(2 * fields * h * w, 4.0));
+        let r = resample_ref(&x, c, h, w, &offs);
+        let mut out = vec![0.0f32; c * h * w];
+        resample(c, form, h, w, &to_f32(&x), &to_f32(&offs), &mut out).unwrap();
+        assert!(max_abs_diff(&r, &out) < 1e-5, "{form:?}");
+        // Offsets of the other form's length are refused, not read past or short.
+        let other = if fields == 1 {
+            2 * c * h * w
+        } else {
+            2 * h * w
+        };
+        assert_eq!(
+            resample(c, form, h, w, &to_f32(&x), &vec![0.0; other], &mut out),
+            Err(Error::BadShape)
+        );
+    }
+}
+
+#[test]
+fn a_shared_field_moves_every_channel_alike() {
+    // One integer field for all channels: every channel shifts by the same amount, exactly.
+    let mut rng = Rng(35);
+    let (c, h, w) = (4, 6, 7);
+    let x = to_f32(&rng.vec(c * h * w, 5.0));
+    let mut offs = vec![0.0f32; 2 * h * w];
+    offs[..h * w].fill(2.0);
+    offs[h * w..].fill(-1.0);
     let mut out = vec![0.0f32; c * h * w];
-    resample(c, h, w, &to_f32(&x), &to_f32(&offs), &mut out).unwrap();
-    assert!(max_abs_diff(&r, &out) < 1e-5);
+    resample(c, Shared, h, w, &x, &offs, &mut out).unwrap();
+    for ch in 0..c {
+        for y in 0..h {
+            for xx in 0..w {
+                let (sy, sx) = ((y + 2).min(h - 1), xx.saturating_sub(1));
+                assert_eq!(out[(ch * h + y) * w + xx], x[(ch * h + sy) * w + sx]);
+            }
+        }
+    }
 }
 
 #[test]
 fn offset_layer_matches_reference() {
     let mut rng = Rng(34);
-    for &(c, h, w) in &[(1, 8, 8), (4, 10, 7), (6, 5, 12)] {
-        let x = round32(&rng.vec(c * h * w, 1.0));
-        let wt = round16(&rng.vec(2 * c * c * 9, 0.4));
-        let bias = round32(&rng.vec(2 * c, 1.5));
-        let r = offset_ref(&x, c, h, w, &wt, &bias);
-        let mut out = vec![0.0f32; c * h * w];
-        let mut scratch = vec![0u8; offset_layer_scratch_bytes(c, h, w).unwrap()];
-        offset_layer(
-            c,
-            h,
-            w,
-            &to_f32(&x),
-            &f16_bytes(&wt),
-            &f32_bytes(&bias),
-            &mut scratch,
-            &mut out,
-        )
-        .unwrap();
-        let err = max_abs_diff(&r, &out);
-        assert!(err < 1e-4, "offset layer c{c} {h}x{w}: {err}");
+    for form in OffsetForm::ALL {
+        for &(c, h, w) in &[(1, 8, 8), (4, 10, 7), (6, 5, 12)] {
+            let fields = form.fields(c as u32) as usize;
+            let x = round32(&rng.vec(c * h * w, 1.0));
+            let wt = round16(&rng.vec(2 * fields * c * 9, 0.4));
+            let bias = round32(&rng.vec(2 * fields, 1.5));
+            let r = offset_ref(&x, c, h, w, &wt, &bias);
+            let mut out = vec![0.0f32; c * h * w];
+            let mut scratch = vec![0u8; offset_layer_scratch_bytes(c, form, h, w).unwrap()];
+            offset_layer(
+                c,
+                form,
+                h,
+                w,
+                &to_f32(&x),
+                &f16_bytes(&wt),
+                &f32_bytes(&bias),
+                &mut scratch,
+                &mut out,
+            )
+            .unwrap();
+            let err = max_abs_diff(&r, &out);
+            assert!(err < 1e-4, "offset layer {form:?} c{c} {h}x{w}: {err}");
+        }
     }
 }
 
@@ -502,15 +542,22 @@ fn huge_shapes_are_errors_not_overflows() {
     let x = [0.0f32; 4];
     for c in [usize::MAX, usize::MAX / 2 + 1, usize::MAX / 18 + 1, 1 << 32] {
         assert_eq!(
-            offset_layer(c, 2, 2, &x, &[], &[], &mut scratch, &mut out),
+            offset_layer(c, PerChannel, 2, 2, &x, &[], &[], &mut scratch, &mut out),
             Err(Error::BadShape)
         );
-        assert_eq!(offset_layer_scratch_bytes(c, 2, 2), Err(Error::BadShape));
-        assert_eq!(resample(c, 2, 2, &x, &x, &mut out), Err(Error::BadShape));
+        assert_eq!(
+            offset_layer_scratch_bytes(c, PerChannel, 2, 2),
+            Err(Error::BadShape)
+        );
+        assert_eq!(
+            resample(c, PerChannel, 2, 2, &x, &x, &mut out),
+            Err(Error::BadShape)
+        );
     }
     assert_eq!(
         offset_layer(
             1,
+            PerChannel,
             usize::MAX,
             usize::MAX,
             &x,
@@ -635,9 +682,9 @@ mod properties {
             }
             for i in 0..3 {
                 let [c, h, w, _] = with(dims, i, big);
-                prop_assert!(offset_layer_scratch_bytes(c, h, w).is_err());
-                prop_assert!(offset_layer(c, h, w, &x, &bytes, &bytes, &mut scratch, &mut out).is_err());
-                prop_assert!(resample(c, h, w, &x, &x, &mut out).is_err());
+                prop_assert!(offset_layer_scratch_bytes(c, PerChannel, h, w).is_err());
+                prop_assert!(offset_layer(c, PerChannel, h, w, &x, &bytes, &bytes, &mut scratch, &mut out).is_err());
+                prop_assert!(resample(c, PerChannel, h, w, &x, &x, &mut out).is_err());
             }
             for i in 0..2 {
                 let [c, plane, _, _] = with(dims, i, big);
@@ -698,7 +745,7 @@ mod properties {
             let offs = round32(&rng.vec(2 * c * h * w, scale));
             let r = resample_ref(&x, c, h, w, &offs);
             let mut out = vec![0.0f32; c * h * w];
-            resample(c, h, w, &to_f32(&x), &to_f32(&offs), &mut out).unwrap();
+            resample(c, PerChannel, h, w, &to_f32(&x), &to_f32(&offs), &mut out).unwrap();
             prop_assert!(max_abs_diff(&r, &out) < 1e-5);
         }
     }

@@ -7,8 +7,8 @@ mod ops_common;
 use std::collections::HashMap;
 
 use dicyc_core::{
-    required_scratch_bytes, synthesize, ConfigError, Error, ModelConfig, OffsetLayers, OffsetSite,
-    Param, Pass, TensorId, Weights, MAX_ABS_INPUT,
+    required_scratch_bytes, synthesize, ConfigError, Error, ModelConfig, OffsetForm, OffsetLayers,
+    OffsetSite, Param, Pass, TensorId, Weights, MAX_ABS_INPUT,
 };
 use half::f16;
 use ops_common::*;
@@ -82,6 +82,14 @@ fn exact_scratch_succeeds_and_one_byte_less_fails() {
             },
             12,
             8,
+        ),
+        (
+            ModelConfig {
+                offset_layers: OffsetLayers::ALL.with_form(OffsetForm::Shared),
+                ..small()
+            },
+            16,
+            12,
         ),
     ] {
         let weights = RandomWeights::new(config);
@@ -456,10 +464,14 @@ mod properties {
             ngf in 1u16..4,
             blocks in 0u16..2,
             bits in 0u8..16,
+            shared in any::<bool>(),
         ) {
             let mut layers = OffsetLayers::from_bits(bits).unwrap();
             if blocks == 0 {
                 layers = OffsetLayers::from_bits(bits & 0b0111).unwrap();
+            }
+            if shared && layers.count() > 0 {
+                layers = layers.with_form(OffsetForm::Shared);
             }
             let config = ModelConfig { in_channels: 1, out_channels: 2, ngf, n_blocks: blocks, offset_layers: layers };
             let weights = RandomWeights::new(config);

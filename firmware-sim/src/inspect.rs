@@ -22,6 +22,8 @@ pub struct Inspection {
     pub n_blocks: u16,
     /// Names of the offset layers present.
     pub offset_layers: Vec<&'static str>,
+    /// Their fields' form: `per-channel` or `shared`.
+    pub offset_form: &'static str,
     /// `[input_offset, input_scale, output_offset, output_scale]`.
     pub normalization: [f32; 4],
     /// Architecture hash, hex.
@@ -93,6 +95,7 @@ impl Inspection {
                 .filter(|site| config.offset_layers.contains(**site))
                 .map(|site| site.name())
                 .collect(),
+            offset_form: config.offset_layers.form().name(),
             normalization: [
                 norm.input_offset,
                 norm.input_scale,
@@ -120,12 +123,17 @@ impl fmt::Display for Inspection {
         )?;
         writeln!(
             f,
-            "generator: {} -> {} channels, ngf {}, {} residual blocks, offset layers [{}], {} parameters",
+            "generator: {} -> {} channels, ngf {}, {} residual blocks, offset layers [{}]{}, {} parameters",
             self.in_channels,
             self.out_channels,
             self.ngf,
             self.n_blocks,
             self.offset_layers.join(", "),
+            if self.offset_layers.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", self.offset_form)
+            },
             self.parameters
         )?;
         let [io, is, oo, os] = self.normalization;

@@ -6,10 +6,7 @@ use serde::Serialize;
 
 use crate::device::Device;
 
-/// docs/DESIGN.md §3.3: relative L2 error of the device's output against libtorch's, at most.
-pub const REL_L2_TOLERANCE: f64 = 1e-2;
-/// docs/DESIGN.md §3.3: largest absolute difference on the tanh range, at most.
-pub const MAX_ABS_TOLERANCE: f64 = 3e-2;
+pub use dicyc_volume::golden::{MAX_ABS_TOLERANCE, REL_L2_TOLERANCE};
 
 /// Agreement of the device with the reference over all slices of one pass.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

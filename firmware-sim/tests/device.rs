@@ -4,7 +4,8 @@
 mod common;
 
 use common::{
-    both_passes, firmware_sim, input_signal, inspect_cli, lcg_weight_file, roomy, roomy_image, SIDE,
+    both_passes, firmware_sim, input_signal, inspect_cli, lcg_weight_file, lcg_weight_file_of,
+    roomy, roomy_image, tiny_shared_config, SIDE,
 };
 use dicyc_core::format::Normalization;
 use dicyc_core::Pass;
@@ -75,7 +76,18 @@ proptest! {
 
 #[test]
 fn a_profile_that_fits_exactly_runs_and_one_byte_less_is_refused() {
-    let weights = weight_file(1.0);
+    profile_fits_exactly(&weight_file(1.0));
+    // One shared field per offset layer: its own (smaller) scratch, planned just as exactly.
+    profile_fits_exactly(&lcg_weight_file_of(
+        &tiny_shared_config(),
+        3,
+        1.0,
+        &Normalization::IDENTITY,
+    ));
+}
+
+fn profile_fits_exactly(weights: &[u8]) {
+    let weights = weights.to_vec();
     let file = dicyc_core::WeightFile::new_checked(&weights).unwrap();
     let ram = ram_needed(&file, SIDE, SIDE).unwrap();
     let image_len = roomy_image(&weights, SIDE).len() as u64;

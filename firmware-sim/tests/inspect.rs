@@ -4,7 +4,7 @@ mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::{firmware_sim, tiny_config, weight_file_with};
+use common::{firmware_sim, tiny_config, tiny_shared_config, weight_file_of, weight_file_with};
 use dicyc_core::format::Normalization;
 
 /// The shared tiny generator, every tensor filled with the ramp 0, 0.01, …, 0.06, 0, ….
@@ -45,10 +45,39 @@ fn a_valid_file_is_described() {
     );
     assert!(stdout.contains("valid"), "{stdout}");
     assert!(
-        stdout.contains("offset layers [input, down1, down2, block0]"),
+        stdout.contains("offset layers [input, down1, down2, block0] (per-channel)"),
         "{stdout}"
     );
     assert!(stdout.contains("blocks.0.conv1.weight"), "{stdout}");
+}
+
+#[test]
+fn a_shared_offset_form_is_named_with_its_shapes() {
+    let bytes = weight_file_of(
+        &tiny_shared_config(),
+        &Normalization::IDENTITY,
+        |spec, sink| {
+            for i in 0..spec.element_count() {
+                sink.push((i % 5) as f32 * 0.01)?;
+            }
+            Ok(())
+        },
+    );
+    let out = inspect(&bytes, &["--json"]);
+    assert!(out.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["version"], "1.1");
+    assert_eq!(json["offset_form"], "shared");
+    // One field (dy, dx) per site: the down2 offset conv maps 2·ngf = 4 channels to 2.
+    let down2 = json["tensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "offset.down2.weight")
+        .unwrap();
+    assert_eq!(down2["dims"], serde_json::json!([2, 4, 3, 3]));
+    let text = String::from_utf8_lossy(&inspect(&bytes, &[]).stdout).into_owned();
+    assert!(text.contains("block0] (shared)"), "{text}");
 }
 
 #[test]

@@ -241,17 +241,10 @@ pub fn export_generator(
 }
 
 /// The core's configuration of a trainer generator for export: its shape
-/// ([`GeneratorConfig::core_shape`](crate::model::GeneratorConfig::core_shape)), refused
-/// when its offsets take a form the weight format does not hold.
+/// ([`GeneratorConfig::core_shape`](crate::model::GeneratorConfig::core_shape)).
 pub fn core_config(
     config: &crate::model::generator::GeneratorConfig,
 ) -> anyhow::Result<ModelConfig> {
-    anyhow::ensure!(
-        config.offset_layers.is_empty()
-            || config.offset_form == crate::model::OffsetForm::PerChannel,
-        "generator.offset_form = \"shared\" is not in the core's weight format yet: only per-channel \
-         offset layers (or none) can be exported; train with the default offset_form to deploy"
-    );
     config
         .core_shape()
         .map_err(|err| anyhow::anyhow!("generator configuration: {err:#}"))

@@ -6,11 +6,11 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use dicyc_trainer::export::{core_config, quantize_generator};
+use dicyc_trainer::export::{core_config, export_generator, quantize_generator};
 use dicyc_trainer::model::{Generator, GeneratorConfig, OffsetForm, OffsetSite};
 use dicyc_trainer::train::TrainConfig;
 use tch::nn::VarStore;
-use tch::Device;
+use tch::{Device, Tensor};
 
 fn tiny_config() -> TrainConfig {
     let mut c = TrainConfig::small();
@@ -251,21 +251,82 @@ fn unreadable_golden_inputs_of_one_direction_leave_no_weight_file_behind() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The deployment contract, for both offset forms: a generator exported into the core's
+/// format runs on the core as libtorch runs it, in both passes, within the tolerance the
+/// device verification holds it to (docs/DESIGN.md §3.3).
 #[test]
-fn shared_offset_fields_are_refused_by_export_until_the_core_runs_them() {
-    let config = GeneratorConfig {
-        offset_form: OffsetForm::Shared,
-        ..GeneratorConfig::default()
-    };
-    let err = core_config(&config).unwrap_err().to_string();
-    assert!(
-        err.contains("offset_form") && err.contains("shared"),
-        "{err}"
-    );
-    // Without offset layers (CycleGAN) the form does not matter.
-    let none = GeneratorConfig {
-        offset_layers: vec![],
-        ..config
-    };
-    assert!(core_config(&none).is_ok());
+fn an_exported_generator_runs_on_the_core_like_libtorch_in_both_offset_forms() {
+    use dicyc_core::{required_scratch_bytes, synthesize, Normalization, Pass, WeightFile};
+    use dicyc_volume::golden::{MAX_ABS_TOLERANCE, REL_L2_TOLERANCE};
+    let (h, w) = (24, 32);
+    for form in [OffsetForm::PerChannel, OffsetForm::Shared] {
+        tch::manual_seed(11);
+        let config = GeneratorConfig {
+            ngf: 4,
+            n_blocks: 2,
+            offset_layers: OffsetSite::ALL.to_vec(),
+            offset_form: form,
+            ..GeneratorConfig::default()
+        };
+        let (vs, g) = generator(&config);
+        // Offsets of about a pixel (the initial ones are tiny), so the deformed pass moves:
+        // weights of sd 1/√fan-in on inputs of about unit size.
+        tch::no_grad(|| {
+            for (name, mut t) in vs.variables() {
+                if name.starts_with("offset.") {
+                    let fan_in = t.size()[1..].iter().product::<i64>().max(1);
+                    t.copy_(&(Tensor::randn_like(&t) / (fan_in as f64).sqrt()));
+                }
+            }
+        });
+        let core = core_config(&config).unwrap();
+        assert_eq!(core.offset_layers.form(), form);
+        let exported =
+            export_generator(&vs.variables(), "", &core, &Normalization::IDENTITY).unwrap();
+        let file = WeightFile::new_checked(&exported.bytes).unwrap();
+        assert_eq!(file.config(), core);
+        let x = Tensor::rand([1, 1, h, w], (tch::Kind::Float, Device::Cpu)) * 1.8 - 0.9;
+        let input = Vec::<f32>::try_from(x.view([-1])).unwrap();
+        let mut outputs = Vec::new();
+        for pass in [Pass::Deformed, Pass::Undeformed] {
+            let torch =
+                Vec::<f32>::try_from(tch::no_grad(|| g.forward(&x, pass)).view([-1])).unwrap();
+            let mut scratch =
+                vec![0u8; required_scratch_bytes(&core, h as usize, w as usize).unwrap()];
+            let mut out = vec![0f32; torch.len()];
+            synthesize(
+                &file,
+                &input,
+                h as usize,
+                w as usize,
+                pass,
+                &mut scratch,
+                &mut out,
+            )
+            .unwrap();
+            let (mut diff, mut norm, mut max_abs) = (0f64, 0f64, 0f64);
+            for (&a, &b) in out.iter().zip(&torch) {
+                let d = f64::from(a) - f64::from(b);
+                diff += d * d;
+                norm += f64::from(b) * f64::from(b);
+                max_abs = max_abs.max(d.abs());
+            }
+            let rel_l2 = (diff / norm).sqrt();
+            assert!(
+                rel_l2 <= REL_L2_TOLERANCE && max_abs <= MAX_ABS_TOLERANCE,
+                "{form:?} {pass:?}: rel L2 {rel_l2:.2e}, max abs {max_abs:.2e}"
+            );
+            outputs.push(out);
+        }
+        // The offsets really act: the passes differ by far more than the core's error.
+        let moved = outputs[0]
+            .iter()
+            .zip(&outputs[1])
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            f64::from(moved) > 10.0 * MAX_ABS_TOLERANCE,
+            "{form:?}: passes differ by {moved}"
+        );
+    }
 }

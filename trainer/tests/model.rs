@@ -285,24 +285,34 @@ fn tensor_names_shapes_and_order_are_exactly_the_cores() {
         &[OffsetSite::Input, OffsetSite::FirstBlock],
         &[OffsetSite::Down1, OffsetSite::Down2],
     ];
-    for sites in subsets {
+    for (sites, form) in subsets
+        .into_iter()
+        .flat_map(|sites| OffsetForm::ALL.map(|form| (sites, form)))
+    {
         let config = GeneratorConfig {
             in_channels: 2,
             out_channels: 1,
             ngf: 3,
             n_blocks: 2,
             offset_layers: sites.to_vec(),
-            offset_form: OffsetForm::PerChannel,
+            offset_form: form,
         };
         let vs = VarStore::new(Device::Cpu);
         let g = Generator::new(&vs.root(), &config, &InitConfig::default()).unwrap();
+        // Written out here, not taken from `core_shape`, so that this checks it too.
+        let layers = OffsetLayers::from_bits(config.offset_bits()).unwrap();
         let core = ModelConfig {
             in_channels: 2,
             out_channels: 1,
             ngf: 3,
             n_blocks: 2,
-            offset_layers: OffsetLayers::from_bits(config.offset_bits()).unwrap(),
+            offset_layers: if sites.is_empty() {
+                layers
+            } else {
+                layers.with_form(form)
+            },
         };
+        assert_eq!(config.core_shape().unwrap(), core);
         let expected: Vec<(String, Vec<i64>)> = core
             .tensors()
             .map(|spec| {
@@ -312,7 +322,11 @@ fn tensor_names_shapes_and_order_are_exactly_the_cores() {
                 )
             })
             .collect();
-        assert_eq!(g.tensor_names(), expected, "offset layers {sites:?}");
+        assert_eq!(
+            g.tensor_names(),
+            expected,
+            "offset layers {sites:?} {form:?}"
+        );
         assert_eq!(vs.variables().len(), expected.len());
     }
 }

@@ -18,6 +18,12 @@ pub const FORMAT: &str = "dicyc-golden";
 /// The manifest version this code reads and writes.
 pub const VERSION: u32 = 1;
 
+/// docs/DESIGN.md §3.3: the relative L2 error of the core's output against libtorch's that a
+/// bundle's replay may show, at most (fp16 weights against fp32).
+pub const REL_L2_TOLERANCE: f64 = 1e-2;
+/// docs/DESIGN.md §3.3: the largest absolute difference on the tanh range, at most.
+pub const MAX_ABS_TOLERANCE: f64 = 3e-2;
+
 /// `golden.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {

@@ -119,6 +119,11 @@ pub enum FormatError {
         /// The byte found.
         bits: u8,
     },
+    /// The offset-form byte holds no known [`OffsetForm`](crate::OffsetForm).
+    UnknownOffsetForm {
+        /// The byte found.
+        found: u8,
+    },
     /// The configuration in the header fails [`ModelConfig::validate`](crate::ModelConfig::validate).
     InvalidConfig(ConfigError),
     /// The stored architecture hash differs from the configuration's.
@@ -279,6 +284,10 @@ impl fmt::Display for FormatError {
             FormatError::UnknownOffsetLayers { bits } => {
                 write!(f, "unknown offset-layer bits {bits:#04x}")
             }
+            FormatError::UnknownOffsetForm { found } => write!(
+                f,
+                "unknown offset form {found} (this reader knows 0 = per-channel, 1 = shared)"
+            ),
             FormatError::InvalidConfig(error) => {
                 write!(f, "invalid model configuration in header: {error}")
             }

@@ -18,8 +18,10 @@ pub(crate) const OUT_CHANNELS_AT: usize = 50;
 pub(crate) const NGF_AT: usize = 52;
 pub(crate) const N_BLOCKS_AT: usize = 54;
 pub(crate) const OFFSET_LAYERS_AT: usize = 56;
-/// Reserved (zero) bytes `57..64`.
-pub(crate) const RESERVED_A: (usize, usize) = (57, 64);
+/// The offset form (version 1.1; reserved, and so zero, in 1.0 files).
+pub(crate) const OFFSET_FORM_AT: usize = 57;
+/// Reserved (zero) bytes `58..64`.
+pub(crate) const RESERVED_A: (usize, usize) = (58, 64);
 pub(crate) const INPUT_OFFSET_AT: usize = 64;
 pub(crate) const INPUT_SCALE_AT: usize = 68;
 pub(crate) const OUTPUT_OFFSET_AT: usize = 72;
@@ -47,6 +49,7 @@ pub(crate) struct Header {
     pub(crate) ngf: u16,
     pub(crate) n_blocks: u16,
     pub(crate) offset_layers: u8,
+    pub(crate) offset_form: u8,
     pub(crate) input_offset: f32,
     pub(crate) input_scale: f32,
     pub(crate) output_offset: f32,
@@ -76,6 +79,7 @@ impl Header {
             ngf: le::u16_at(b, NGF_AT).unwrap_or(0),
             n_blocks: le::u16_at(b, N_BLOCKS_AT).unwrap_or(0),
             offset_layers: le::u8_at(b, OFFSET_LAYERS_AT).unwrap_or(0),
+            offset_form: le::u8_at(b, OFFSET_FORM_AT).unwrap_or(0),
             input_offset: le::f32_at(b, INPUT_OFFSET_AT).unwrap_or(0.0),
             input_scale: le::f32_at(b, INPUT_SCALE_AT).unwrap_or(0.0),
             output_offset: le::f32_at(b, OUTPUT_OFFSET_AT).unwrap_or(0.0),
@@ -104,6 +108,7 @@ impl Header {
         le::put(b, NGF_AT, &self.ngf.to_le_bytes());
         le::put(b, N_BLOCKS_AT, &self.n_blocks.to_le_bytes());
         le::put(b, OFFSET_LAYERS_AT, &[self.offset_layers]);
+        le::put(b, OFFSET_FORM_AT, &[self.offset_form]);
         le::put(b, INPUT_OFFSET_AT, &self.input_offset.to_le_bytes());
         le::put(b, INPUT_SCALE_AT, &self.input_scale.to_le_bytes());
         le::put(b, OUTPUT_OFFSET_AT, &self.output_offset.to_le_bytes());
@@ -156,6 +161,7 @@ mod tests {
             (NGF_AT, 2),
             (N_BLOCKS_AT, 2),
             (OFFSET_LAYERS_AT, 1),
+            (OFFSET_FORM_AT, 1),
             (RESERVED_A.0, RESERVED_A.1 - RESERVED_A.0),
             (INPUT_OFFSET_AT, 4),
             (INPUT_SCALE_AT, 4),

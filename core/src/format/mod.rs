@@ -67,7 +67,7 @@ pub const MAGIC: [u8; 8] = *b"DICYCGEN";
 pub const VERSION_MAJOR: u16 = 1;
 /// The minor version this crate writes. Minor versions are additive: the reader accepts
 /// files with a higher minor version (and then ignores the reserved bytes).
-pub const VERSION_MINOR: u16 = 0;
+pub const VERSION_MINOR: u16 = 1;
 /// Size of the fixed header in bytes.
 pub const HEADER_LEN: usize = 128;
 /// Size of one tensor record in bytes.

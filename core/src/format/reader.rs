@@ -10,7 +10,7 @@ use super::header::{self, Header};
 use super::layout::{self, DataCursor};
 use super::table::Record;
 use super::{Normalization, HEADER_LEN, MAGIC, RECORD_LEN, VERSION_MAJOR, VERSION_MINOR};
-use crate::config::{Dtype, ModelConfig, OffsetLayers, TensorId, TensorSpec};
+use crate::config::{Dtype, ModelConfig, OffsetForm, OffsetLayers, TensorId, TensorSpec};
 
 /// A validated weight file, borrowed from the bytes it was read from (typically flash).
 ///
@@ -70,8 +70,6 @@ impl<'a> WeightFile<'a> {
         check_magic_and_major(&h)?;
         crc_matches(Section::Header, h.header_crc, header::header_crc(head))?;
         // Reserved bytes are checked unless a newer minor version may have used them.
-        // (Always `minor == 0` while VERSION_MINOR is 0; written for later minor versions.)
-        #[allow(clippy::absurd_extreme_comparisons)]
         let strict = h.minor <= VERSION_MINOR;
         if strict {
             reserved_zero(header::first_reserved_non_zero(head), 0)?;
@@ -249,12 +247,21 @@ fn header_config(h: &Header) -> Result<(ModelConfig, u64), FormatError> {
         OffsetLayers::from_bits(h.offset_layers).ok_or(FormatError::UnknownOffsetLayers {
             bits: h.offset_layers,
         })?;
+    // Version 1.0 had no form: its byte was reserved, so it must be zero there.
+    if h.minor == 0 && h.offset_form != 0 {
+        return Err(FormatError::ReservedNotZero {
+            offset: header::OFFSET_FORM_AT as u64,
+        });
+    }
+    let form = OffsetForm::from_u8(h.offset_form).ok_or(FormatError::UnknownOffsetForm {
+        found: h.offset_form,
+    })?;
     let config = ModelConfig {
         in_channels: h.in_channels,
         out_channels: h.out_channels,
         ngf: h.ngf,
         n_blocks: h.n_blocks,
-        offset_layers,
+        offset_layers: offset_layers.with_form(form),
     };
     config.validate().map_err(FormatError::InvalidConfig)?;
     let architecture_hash = config.architecture_hash();

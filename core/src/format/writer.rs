@@ -208,6 +208,7 @@ pub fn write_weight_file(
         ngf: config.ngf,
         n_blocks: config.n_blocks,
         offset_layers: config.offset_layers.bits(),
+        offset_form: config.offset_layers.form() as u8,
         input_offset: norm.input_offset,
         input_scale: norm.input_scale,
         output_offset: norm.output_offset,

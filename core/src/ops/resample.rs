@@ -1,7 +1,8 @@
-//! The offset layer: a 3×3 'same' zero-padded conv `C → 2C` predicting `(dy, dx)` per
-//! channel and pixel (channel `2c` = dy, `2c + 1` = dx, in pixels), then bilinear
-//! resampling of channel `c` at `(y + dy, x + dx)` with coordinates clamped to
-//! `[0, size − 1]` (`grid_sample(padding_mode='border', align_corners=True)`).
+//! The offset layer: a 3×3 'same' zero-padded conv `C → 2F` predicting `F` displacement
+//! fields, one per channel (`F = C`) or one shared by all (`F = 1`), each `(dy, dx)` per
+//! pixel (channel `2f` = dy, `2f + 1` = dx, in pixels), then bilinear resampling of channel
+//! `c` at `(y + dy, x + dx)` of its field, with coordinates clamped to `[0, size − 1]`
+//! (what the trainer's `grid_sampler_2d` with border padding computes).
 //!
 //! Offsets are never materialised for the whole map: they are computed a few rows at a
 //! time into an f32 strip. [`OffsetSource`] feeds a following convolution directly (rows
@@ -15,10 +16,24 @@ use crate::ops::conv::{
     conv_rows, Activation, ConvGeom, Dst, Elem, MapSource, Padding, RowSource, StoreElem,
 };
 
-/// The offset-predicting conv of a layer over `c` channels of an `h × w` map (`None` for
-/// an impossible shape, `2c` overflowing included).
-pub(crate) fn offset_geom(c: usize, h: usize, w: usize) -> Option<ConvGeom> {
-    ConvGeom::conv(c, c.checked_mul(2)?, h, w, 3, 1, 1, Padding::Zero)
+/// The offset-predicting conv of a layer over `c` channels of an `h × w` map with `fields`
+/// displacement fields (`c` or 1; `None` for an impossible shape, `2 · fields` overflowing
+/// included).
+pub(crate) fn offset_geom(c: usize, fields: usize, h: usize, w: usize) -> Option<ConvGeom> {
+    if fields != c && fields != 1 {
+        return None;
+    }
+    ConvGeom::conv(c, fields.checked_mul(2)?, h, w, 3, 1, 1, Padding::Zero)
+}
+
+/// The field channel `c` moves with when there are `fields` of them (`c`, or the one shared).
+#[inline]
+fn field_of(c: usize, fields: usize) -> usize {
+    if fields == 1 {
+        0
+    } else {
+        c
+    }
 }
 
 /// Output rows of the offset conv computed per step.
@@ -26,7 +41,7 @@ pub(crate) fn offset_chunk(g: &ConvGeom) -> usize {
     g.tile_rows()
 }
 
-/// `f32`s of the offset strip (`2C × chunk × W`).
+/// `f32`s of the offset strip (`2F × chunk × W`).
 pub(crate) fn offs_len(g: &ConvGeom) -> usize {
     g.cout * offset_chunk(g) * g.out_w
 }
@@ -53,9 +68,9 @@ fn sample<T: Elem>(x: &MapSource<'_, T>, c: usize, sy: f32, sx: f32) -> f32 {
     (1.0 - wy) * ((1.0 - wx) * v00 + wx * v01) + wy * ((1.0 - wx) * v10 + wx * v11)
 }
 
-/// Resamples rows `y0..y0 + n` of every channel of `x` with offsets `offs` (laid out
-/// `[2C][chunk][W]`, row `y` at `y − y0`), writing row `y` of channel `c` to
-/// `out[c · chan_stride + slot(y) · W ..][..W]`.
+/// Resamples rows `y0..y0 + n` of every channel of `x` with the offsets `offs` of `fields`
+/// fields (`channels` or 1; laid out `[2F][chunk][W]`, row `y` at `y − y0`), writing row
+/// `y` of channel `c` to `out[c · chan_stride + slot(y) · W ..][..W]`.
 ///
 /// A NaN or infinite offset is [`Error::NonFiniteActivation`]: clamping would turn it
 /// into a finite border sample (NaN → coordinate 0), a wrong answer returned as `Ok`.
@@ -65,6 +80,7 @@ fn sample<T: Elem>(x: &MapSource<'_, T>, c: usize, sy: f32, sx: f32) -> f32 {
 pub(crate) fn resample_rows<T: Elem, D: StoreElem>(
     x: &MapSource<'_, T>,
     channels: usize,
+    fields: usize,
     offs: &[f32],
     chunk: usize,
     y0: usize,
@@ -74,11 +90,15 @@ pub(crate) fn resample_rows<T: Elem, D: StoreElem>(
     slot: impl Fn(usize) -> usize,
 ) -> Result<(), Error> {
     let w = x.w;
+    if fields != channels && fields != 1 {
+        return Err(Error::Internal);
+    }
     for c in 0..channels {
+        let f = field_of(c, fields);
         for r in 0..n {
             let y = y0 + r;
-            let sy = ((2 * c) * chunk + r) * w;
-            let sx = ((2 * c + 1) * chunk + r) * w;
+            let sy = ((2 * f) * chunk + r) * w;
+            let sx = ((2 * f + 1) * chunk + r) * w;
             let dy = offs.get(sy..sy + w).ok_or(Error::Internal)?;
             let dx = offs.get(sx..sx + w).ok_or(Error::Internal)?;
             // One pass per row: cheap next to the four-tap bilinear sample per pixel.
@@ -143,7 +163,18 @@ fn offsets_and_resample<T: Elem, D: StoreElem>(
             &mut *c,
             &mut dst,
         )?;
-        resample_rows(x, g.cin, work.offs, chunk, y, e - y, out, chan_stride, slot)?;
+        resample_rows(
+            x,
+            g.cin,
+            g.cout / 2,
+            work.offs,
+            chunk,
+            y,
+            e - y,
+            out,
+            chan_stride,
+            slot,
+        )?;
         y = e;
     }
     Ok(())

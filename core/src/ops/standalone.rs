@@ -11,6 +11,7 @@
 use super::conv::{conv_rows, pack_a, Activation, ConvGeom, Dst, MapSource, Padding};
 use super::resample::{self, offs_len, offset_geom, offset_layer_full, OffsetWork};
 use super::{check_len, conv_transpose_phases, up_work_parts};
+use crate::config::OffsetForm;
 use crate::error::Error;
 use crate::scratch::{f32_region_bytes, Bump, ALIGN, MAX_SIZE};
 
@@ -213,27 +214,44 @@ pub fn conv_transpose2d(
     conv_transpose_phases(cin, cout, h, w, &mut src, weight, bias, act, work, output)
 }
 
+/// The number of fields an offset layer of `form` over `c` channels predicts (the caller
+/// has checked `c ≤ MAX_CHANNELS`, so `c` fits a `u32`).
+fn fields_of(form: OffsetForm, c: usize) -> usize {
+    form.fields(c as u32) as usize
+}
+
 /// The offset conv's geometry and work parts; checks the shape before computing any size.
-fn offset_parts(c: usize, h: usize, w: usize) -> Result<(ConvGeom, [usize; 5]), Error> {
-    // The offset conv has `2c` output channels (`c ≤ MAX_CHANNELS` keeps `2c` exact).
+fn offset_parts(
+    c: usize,
+    form: OffsetForm,
+    h: usize,
+    w: usize,
+) -> Result<(ConvGeom, [usize; 5]), Error> {
+    // The offset conv has at most `2c` output channels (`c ≤ MAX_CHANNELS` keeps `2c` exact).
     check_dims(&[c, 2 * c.min(MAX_CHANNELS)], h, w)?;
-    let g = offset_geom(c, h, w).ok_or(Error::BadShape)?;
+    let g = offset_geom(c, fields_of(form, c), h, w).ok_or(Error::BadShape)?;
     let [a, b, r, acc] = g.parts();
     Ok((g, [a, b, r, acc, offs_len(&g)]))
 }
 
 /// Scratch bytes [`offset_layer`] needs.
-pub fn offset_layer_scratch_bytes(c: usize, h: usize, w: usize) -> Result<usize, Error> {
-    scratch_bytes_of(&offset_parts(c, h, w)?.1)
+pub fn offset_layer_scratch_bytes(
+    c: usize,
+    form: OffsetForm,
+    h: usize,
+    w: usize,
+) -> Result<usize, Error> {
+    scratch_bytes_of(&offset_parts(c, form, h, w)?.1)
 }
 
-/// The offset layer over `c × h × w`: offsets from a 3×3 'same' zero-padded conv
-/// (`weight` `[2c, c, 3, 3]` fp16 LE, `bias` `[2c]` f32 LE), then border-clamped bilinear
-/// resampling of each channel. `output` has the input's shape. Offsets that come out NaN
-/// or infinite are [`Error::NonFiniteActivation`].
+/// The offset layer over `c × h × w` with fields of `form` (`F` = `c` or 1): offsets from a
+/// 3×3 'same' zero-padded conv (`weight` `[2F, c, 3, 3]` fp16 LE, `bias` `[2F]` f32 LE),
+/// then border-clamped bilinear resampling of each channel at its field. `output` has the
+/// input's shape. Offsets that come out NaN or infinite are [`Error::NonFiniteActivation`].
 #[allow(clippy::too_many_arguments)]
 pub fn offset_layer(
     c: usize,
+    form: OffsetForm,
     h: usize,
     w: usize,
     input: &[f32],
@@ -242,11 +260,12 @@ pub fn offset_layer(
     scratch: &mut [u8],
     output: &mut [f32],
 ) -> Result<(), Error> {
-    let (g, parts) = offset_parts(c, h, w)?;
+    let (g, parts) = offset_parts(c, form, h, w)?;
+    let fields = fields_of(form, c);
     check_len(input.len(), &[c, h, w])?;
     check_len(output.len(), &[c, h, w])?;
-    check_len(weight.len(), &[2, 2, c, c, 9])?;
-    check_len(bias.len(), &[4, 2, c])?;
+    check_len(weight.len(), &[2, 2, fields, c, 9])?;
+    check_len(bias.len(), &[4, 2, fields])?;
     let needed = scratch_bytes_of(&parts)?;
     if scratch.len() < needed {
         return Err(Error::ScratchTooSmall {
@@ -269,12 +288,13 @@ pub fn offset_layer(
     offset_layer_full(&g, &x, &mut work, b, acc, output)
 }
 
-/// Bilinear resampling with border clamping and explicit offsets: `offsets` is
-/// `2c × h × w` (channel `2i` = dy, `2i + 1` = dx of input channel `i`, in pixels).
+/// Bilinear resampling with border clamping and explicit offsets of `form`: `offsets` is
+/// `2F × h × w` (channel `2f` = dy, `2f + 1` = dx of field `f`, in pixels; `F` = `c` or 1).
 /// A NaN or infinite offset is [`Error::NonFiniteActivation`] (clamping would silently
 /// turn it into a border sample).
 pub fn resample(
     c: usize,
+    form: OffsetForm,
     h: usize,
     w: usize,
     input: &[f32],
@@ -282,9 +302,10 @@ pub fn resample(
     output: &mut [f32],
 ) -> Result<(), Error> {
     check_dims(&[c, 2 * c.min(MAX_CHANNELS)], h, w)?;
+    let fields = fields_of(form, c);
     check_len(input.len(), &[c, h, w])?;
-    check_len(offsets.len(), &[2, c, h, w])?;
+    check_len(offsets.len(), &[2, fields, h, w])?;
     check_len(output.len(), &[c, h, w])?;
     let x = MapSource { data: input, h, w };
-    resample::resample_rows(&x, c, offsets, h, 0, h, output, h * w, |y| y)
+    resample::resample_rows(&x, c, fields, offsets, h, 0, h, output, h * w, |y| y)
 }

@@ -184,14 +184,21 @@ pub fn sample_ref(x: &[f64], h: usize, w: usize, c: usize, sy: f64, sx: f64) -> 
         + wy * wx * at(y1, x1)
 }
 
-/// Resampling with explicit offsets (2c = dy, 2c+1 = dx).
+/// Resampling with explicit offsets of `F` fields (`2f` = dy, `2f + 1` = dx), `F` taken
+/// from `offs`' length: one per channel, or one (shared by all channels).
 pub fn resample_ref(x: &[f64], c: usize, h: usize, w: usize, offs: &[f64]) -> Vec<f64> {
+    let fields = offs.len() / (2 * h * w);
+    assert!(
+        fields == c || fields == 1,
+        "{fields} fields for {c} channels"
+    );
     let mut out = vec![0.0; c * h * w];
     for ch in 0..c {
+        let f = if fields == 1 { 0 } else { ch };
         for y in 0..h {
             for xx in 0..w {
-                let dy = offs[((2 * ch) * h + y) * w + xx];
-                let dx = offs[((2 * ch + 1) * h + y) * w + xx];
+                let dy = offs[((2 * f) * h + y) * w + xx];
+                let dx = offs[((2 * f + 1) * h + y) * w + xx];
                 out[(ch * h + y) * w + xx] = sample_ref(x, h, w, ch, y as f64 + dy, xx as f64 + dx);
             }
         }
@@ -199,9 +206,10 @@ pub fn resample_ref(x: &[f64], c: usize, h: usize, w: usize, offs: &[f64]) -> Ve
     out
 }
 
-/// The offset layer: 3×3 'same' zero-padded conv to 2C offsets, then resampling.
+/// The offset layer: 3×3 'same' zero-padded conv to `2F` offsets (`F` = `bias.len() / 2`
+/// fields: `c`, or 1 shared), then resampling.
 pub fn offset_ref(x: &[f64], c: usize, h: usize, w: usize, wt: &[f64], bias: &[f64]) -> Vec<f64> {
-    let (offs, _, _) = conv_ref(x, c, h, w, wt, bias, 2 * c, 3, 1, 1, false);
+    let (offs, _, _) = conv_ref(x, c, h, w, wt, bias, bias.len(), 3, 1, 1, false);
     resample_ref(x, c, h, w, &offs)
 }
 

@@ -11,7 +11,9 @@ use std::path::Path;
 use std::process::Command;
 
 use dicyc_core::format::{file_size, write_weight_file, TensorSink};
-use dicyc_core::{ModelConfig, Normalization, OffsetLayers, Pass, TensorSpec, WriteError};
+use dicyc_core::{
+    ModelConfig, Normalization, OffsetForm, OffsetLayers, Pass, TensorSpec, WriteError,
+};
 use dicyc_firmware_sim::device::Device;
 use dicyc_firmware_sim::flash::build_image;
 use dicyc_firmware_sim::profile::DeviceProfile;
@@ -41,15 +43,31 @@ pub fn tiny_config() -> ModelConfig {
     }
 }
 
+/// [`tiny_config`] with one shared field per offset layer instead of per-channel ones.
+pub fn tiny_shared_config() -> ModelConfig {
+    ModelConfig {
+        offset_layers: OffsetLayers::ALL.with_form(OffsetForm::Shared),
+        ..tiny_config()
+    }
+}
+
 /// A weight file of [`tiny_config`] with `norm`, its tensors filled by `fill` (as
 /// `dicyc_core::format::write_weight_file` calls it, tensor by tensor).
 pub fn weight_file_with(
     norm: &Normalization,
     fill: impl FnMut(&TensorSpec, &mut TensorSink<'_>) -> Result<(), WriteError>,
 ) -> Vec<u8> {
-    let config = tiny_config();
-    let mut bytes = vec![0u8; file_size(&config).unwrap()];
-    write_weight_file(&mut bytes, &config, norm, fill).unwrap();
+    weight_file_of(&tiny_config(), norm, fill)
+}
+
+/// [`weight_file_with`] for another configuration.
+pub fn weight_file_of(
+    config: &ModelConfig,
+    norm: &Normalization,
+    fill: impl FnMut(&TensorSpec, &mut TensorSink<'_>) -> Result<(), WriteError>,
+) -> Vec<u8> {
+    let mut bytes = vec![0u8; file_size(config).unwrap()];
+    write_weight_file(&mut bytes, config, norm, fill).unwrap();
     bytes
 }
 
@@ -58,8 +76,18 @@ pub fn weight_file_with(
 /// (1.0 leaves them as they are; more perturbs them). Different seeds give different but
 /// equally valid models, so tests that must not share a model pick their own.
 pub fn lcg_weight_file(seed: u32, scale: f32, norm: &Normalization) -> Vec<u8> {
+    lcg_weight_file_of(&tiny_config(), seed, scale, norm)
+}
+
+/// [`lcg_weight_file`] for another configuration.
+pub fn lcg_weight_file_of(
+    config: &ModelConfig,
+    seed: u32,
+    scale: f32,
+    norm: &Normalization,
+) -> Vec<u8> {
     let mut state = seed;
-    weight_file_with(norm, |_, sink| {
+    weight_file_of(config, norm, |_, sink| {
         while sink.remaining() > 0 {
             state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
             sink.push(scale * ((state >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * 0.4)?;

@@ -12,6 +12,7 @@ use anyhow::Context;
 use crate::data::sampling::DataStats;
 use crate::data::{NiftiSlices, PreprocessOptions};
 use crate::device::DeviceChoice;
+use crate::model::OffsetForm;
 use crate::source::UnpairedSlices;
 use crate::train::checkpoint::{recorded_config, Checkpoints, CHECKPOINT_CONFIG};
 use crate::train::config::{DataConfig, SyntheticConfig};
@@ -93,6 +94,10 @@ pub struct TrainArgs {
     /// default: all four).
     #[arg(long, value_delimiter = ',', value_name = "SITES")]
     pub offset_layers: Option<Vec<String>>,
+    /// The offset layers' fields: `per-channel` (one per feature channel) or `shared` (one
+    /// per layer for all channels: it can only move features, not re-colour them).
+    #[arg(long, value_name = "FORM", value_parser = parse_offset_form)]
+    pub offset_form: Option<OffsetForm>,
     /// Data source (`synthetic`; NIfTI data is chosen with --data-a/--data-b).
     #[arg(long, value_enum, conflicts_with_all = ["data_a", "data_b"])]
     pub data: Option<DataChoice>,
@@ -111,6 +116,11 @@ pub struct TrainArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// `--offset-form`'s parser (clap wants a `String` error).
+fn parse_offset_form(name: &str) -> Result<OffsetForm, String> {
+    crate::model::generator::parse_form(name).map_err(|err| err.to_string())
 }
 
 impl TrainArgs {
@@ -148,6 +158,9 @@ impl TrainArgs {
                 .map(|s| crate::model::generator::parse_site(s))
                 .collect::<anyhow::Result<_>>()
                 .context("--offset-layers")?;
+        }
+        if let Some(form) = self.offset_form {
+            config.generator.offset_form = form;
         }
         if let Some(DataChoice::Synthetic) = self.data {
             if !matches!(config.data, DataConfig::Synthetic(_)) {
@@ -223,6 +236,7 @@ impl TrainArgs {
             ("--ngf", self.ngf.is_some()),
             ("--blocks", self.blocks.is_some()),
             ("--offset-layers", self.offset_layers.is_some()),
+            ("--offset-form", self.offset_form.is_some()),
             ("--steps-per-epoch", self.steps_per_epoch.is_some()),
             ("--data", self.data.is_some()),
             ("--data-a", self.data_a.is_some()),

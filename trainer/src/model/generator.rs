@@ -19,11 +19,11 @@ use tch::nn::Path;
 use tch::Tensor;
 
 use super::init::{conv_params, Conv, InitConfig};
-use super::offset::{OffsetForm, OffsetLayer};
+use super::offset::OffsetLayer;
 use super::{conv2d, instance_norm};
 
 use dicyc_core::config::{MAX_BLOCKS, MAX_IMAGE_CHANNELS, MAX_NGF};
-use dicyc_core::{ConfigError, ModelConfig, OffsetLayers};
+use dicyc_core::{ConfigError, ModelConfig, OffsetForm, OffsetLayers};
 pub use dicyc_core::{OffsetSite, Pass};
 
 /// `offset_layers` in configuration files: the sites' names (`["input", "block0"]`).
@@ -43,6 +43,27 @@ mod site_names {
     }
 }
 
+/// `offset_form` in configuration files: the form's name (`"per-channel"`, `"shared"`).
+mod form_name {
+    use dicyc_core::OffsetForm;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(form: &OffsetForm, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(form.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetForm, D::Error> {
+        super::parse_form(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses an offset form's name, with a message listing the valid ones.
+pub fn parse_form(name: &str) -> anyhow::Result<OffsetForm> {
+    OffsetForm::from_name(name).ok_or_else(|| {
+        anyhow::anyhow!("unknown offset form {name:?}: expected per-channel or shared")
+    })
+}
+
 /// Parses an offset site's name, with a message listing the valid ones.
 pub fn parse_site(name: &str) -> anyhow::Result<OffsetSite> {
     OffsetSite::from_name(name).ok_or_else(|| {
@@ -50,17 +71,18 @@ pub fn parse_site(name: &str) -> anyhow::Result<OffsetSite> {
     })
 }
 
-/// Where `--model dicyclegan` and every preset put offset layers unless told otherwise.
-///
-/// All four sites with per-channel offsets (the paper's sites): the best variant of
-/// `trainer study` that the whole deployment path runs (docs/RESULTS.md). On the calibrated
-/// deformed benchmark (16 mm field) it beat CycleGAN by more than the input site alone in
-/// z-unit MSE and on average in windowed SSIM, and stayed closer to CycleGAN's windowed SSIM
-/// without deformation (not to its PD→T2 z-unit MSE, 1.5× CycleGAN's there). The study's
-/// overall best, one shared field per site (`offset_form = "shared"`), is not in the weight
-/// format yet (`trainer export` refuses it) and collapsed in one of three seeds at 8 mm; it
-/// and the input site alone remain options.
+/// Where `--model dicyclegan` and every preset put offset layers unless told otherwise: all
+/// four sites (the paper's), with fields of [`DEFAULT_OFFSET_FORM`].
 pub const DEFAULT_OFFSET_SITES: [OffsetSite; 4] = OffsetSite::ALL;
+
+/// The offset layers' default form: one field per site shared by all channels, the variant
+/// `trainer study` found best (docs/RESULTS.md, rule in docs/STUDY.md "Choosing the
+/// default"). On the calibrated deformed benchmark (16 mm field) it is the only variant that
+/// meets both targets against CycleGAN (windowed SSIM + 0.1 in every seed, z-unit MSE ≤ 0.5×);
+/// a shared field can only move features, so the layers cannot take over part of the
+/// contrast mapping as per-channel ones do. Per-channel fields (`offset_form =
+/// "per-channel"`) and the input site alone remain options.
+pub const DEFAULT_OFFSET_FORM: OffsetForm = OffsetForm::Shared;
 
 /// The generator's shape.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,14 +99,15 @@ pub struct GeneratorConfig {
     /// Which offset layers exist (empty = the CycleGAN generator).
     #[serde(with = "site_names")]
     pub offset_layers: Vec<OffsetSite>,
-    /// Per-channel displacement fields (the default) or one field per site shared by all
-    /// channels.
+    /// Per-channel displacement fields or one field per site shared by all channels.
+    #[serde(with = "form_name")]
     pub offset_form: OffsetForm,
 }
 
 impl Default for GeneratorConfig {
-    /// The paper's generator (1 → 1, ngf 64, 9 blocks) with per-channel offset layers at
-    /// [`DEFAULT_OFFSET_SITES`], the variant `trainer study` found best (docs/RESULTS.md).
+    /// The paper's generator (1 → 1, ngf 64, 9 blocks) with offset layers at
+    /// [`DEFAULT_OFFSET_SITES`] of [`DEFAULT_OFFSET_FORM`], the variant `trainer study` found
+    /// best (docs/RESULTS.md).
     fn default() -> Self {
         GeneratorConfig {
             in_channels: 1,
@@ -92,7 +115,7 @@ impl Default for GeneratorConfig {
             ngf: 64,
             n_blocks: 9,
             offset_layers: DEFAULT_OFFSET_SITES.to_vec(),
-            offset_form: OffsetForm::PerChannel,
+            offset_form: DEFAULT_OFFSET_FORM,
         }
     }
 }
@@ -110,11 +133,10 @@ impl GeneratorConfig {
             .fold(0, |bits, site| bits | site.bit())
     }
 
-    /// The core's description of this network's shape: sizes and offset sites, with every
-    /// limit checked by the core's own [`ModelConfig::validate`] (docs/DESIGN.md §2.1), so
-    /// the two can never disagree; errors name the configuration field and its value. The
-    /// offset *form* is the trainer's alone (the core runs per-channel offsets:
-    /// [`crate::export::core_config`] refuses the shared form).
+    /// The core's description of this network's shape: sizes, offset sites and their form,
+    /// with every limit checked by the core's own [`ModelConfig::validate`] (docs/DESIGN.md
+    /// §2.1), so the two can never disagree; errors name the configuration field and its
+    /// value. Without offset layers the form means nothing and is not passed on.
     pub fn core_shape(&self) -> anyhow::Result<ModelConfig> {
         let narrow = |v: i64, name: &str| {
             u16::try_from(v).map_err(|_| anyhow::anyhow!("generator {name} = {v} is out of range"))
@@ -132,7 +154,12 @@ impl GeneratorConfig {
             ngf: narrow(self.ngf, "ngf")?,
             n_blocks: narrow(self.n_blocks, "n_blocks")?,
             offset_layers: OffsetLayers::from_bits(self.offset_bits())
-                .ok_or_else(|| anyhow::anyhow!("offset layer bits"))?,
+                .ok_or_else(|| anyhow::anyhow!("offset layer bits"))?
+                .with_form(if self.offset_layers.is_empty() {
+                    OffsetForm::PerChannel
+                } else {
+                    self.offset_form
+                }),
         };
         shape.validate().map_err(|err| {
             let detail = match err {
@@ -150,6 +177,8 @@ impl GeneratorConfig {
                 ConfigError::OffsetWithoutBlock => "the block0 offset layer needs at least one \
                      residual block (n_blocks is 0)"
                     .to_string(),
+                // Not reachable: the form is only passed on with offset layers.
+                ConfigError::FormWithoutOffsetLayers => err.to_string(),
             };
             anyhow::anyhow!(detail)
         })?;

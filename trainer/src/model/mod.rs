@@ -13,7 +13,9 @@ pub mod init;
 pub mod offset;
 
 pub use discriminator::{Discriminator, DiscriminatorConfig};
-pub use generator::{Generator, GeneratorConfig, OffsetSite, Pass, DEFAULT_OFFSET_SITES};
+pub use generator::{
+    Generator, GeneratorConfig, OffsetSite, Pass, DEFAULT_OFFSET_FORM, DEFAULT_OFFSET_SITES,
+};
 pub use init::InitConfig;
 pub use offset::{OffsetForm, OffsetLayer};
 

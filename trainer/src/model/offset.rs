@@ -28,8 +28,6 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use serde::{Deserialize, Serialize};
-
 use tch::nn::Path;
 use tch::{Device, Tensor};
 
@@ -38,29 +36,9 @@ use super::init::{conv_params, Conv};
 /// `grid_sampler_2d`'s `align_corners`: see the module documentation for why it is false.
 const ALIGN_CORNERS: bool = false;
 
-/// What an offset layer predicts per pixel.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum OffsetForm {
-    /// One `(dy, dx)` per input channel (the "ConvOffset2D" form): conv `C → 2C`. Each
-    /// channel may move on its own, so the layer can also act as a per-channel sub-pixel
-    /// filter, i.e. change appearance, not only geometry.
-    #[default]
-    PerChannel,
-    /// One `(dy, dx)` shared by all channels (Dai et al.'s deformable conv with one
-    /// deformable group): conv `C → 2`. The layer can only move features, not re-colour them.
-    Shared,
-}
-
-impl OffsetForm {
-    /// Displacement fields predicted for `channels` feature channels.
-    pub fn fields(self, channels: i64) -> i64 {
-        match self {
-            OffsetForm::PerChannel => channels,
-            OffsetForm::Shared => 1,
-        }
-    }
-}
+/// What an offset layer predicts per pixel: the core's type, so a checkpoint's form is the
+/// weight file's.
+pub use dicyc_core::OffsetForm;
 
 /// One offset layer over `channels` feature channels.
 #[derive(Debug)]
@@ -77,7 +55,9 @@ pub struct OffsetLayer {
 impl OffsetLayer {
     /// Creates the layer's conv under `path` (`<path>.weight`, `<path>.bias`).
     pub fn new(path: &Path, channels: i64, form: OffsetForm, std: f64) -> OffsetLayer {
-        let out = 2 * form.fields(channels);
+        // `channels` ≤ 4·ngf of a validated configuration: it fits the core's `u32`.
+        let fields = form.fields(u32::try_from(channels).unwrap_or(u32::MAX));
+        let out = 2 * i64::from(fields);
         let conv = conv_params(path, [out, channels, 3, 3], out, std);
         OffsetLayer {
             channels,

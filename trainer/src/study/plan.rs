@@ -176,7 +176,12 @@ pub const VARIANTS: &[Variant] = &[
     Variant {
         name: "cyclegan",
         description: "CycleGAN baseline: no offset layers, CycleGAN losses",
-        apply: |c| c.model = ModelKind::Cyclegan,
+        apply: |c| {
+            c.model = ModelKind::Cyclegan;
+            // Unused without offset layers, but recorded in the cell's config: fixed, so
+            // that a study's cells do not change with the trainer's default form.
+            c.generator.offset_form = OffsetForm::PerChannel;
+        },
     },
     Variant {
         name: "dicyc-4pc",
