@@ -39,8 +39,18 @@ fn relative_l2(a: &ndarray::Array3<f32>, b: &ndarray::Array3<f32>) -> f64 {
 }
 
 #[test]
-fn train_export_flash_verify_and_refuse_corruption() {
-    let dir = std::env::temp_dir().join(format!("dicyc-deployment-{}", std::process::id()));
+fn shared_fields_train_export_flash_verify_and_refuse_corruption() {
+    deploy("shared");
+}
+
+#[test]
+fn per_channel_fields_train_export_flash_verify_and_refuse_corruption() {
+    deploy("per-channel");
+}
+
+/// The whole path for a DicycleGAN whose offset layers have fields of `form`.
+fn deploy(form: &str) {
+    let dir = std::env::temp_dir().join(format!("dicyc-deployment-{form}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let (data, run, export) = (path(&dir, "data"), path(&dir, "run"), path(&dir, "export"));
@@ -55,6 +65,8 @@ fn train_export_flash_verify_and_refuse_corruption() {
         "--device",
         "cpu",
         "--quiet",
+        "--offset-form",
+        form,
         "--data-a",
         &format!("{data}/train/pd"),
         "--data-b",
@@ -98,6 +110,8 @@ fn train_export_flash_verify_and_refuse_corruption() {
         let weights = std::fs::read(format!("{export}/g_{tag}.dcw")).unwrap();
         let inspection = dicyc_firmware_sim::inspect::Inspection::of(&weights).unwrap();
         assert_eq!(manifest.weights_crc32c, inspection.crc32c.header, "g_{tag}");
+        assert_eq!(inspection.offset_form, form, "g_{tag}");
+        assert_eq!(inspection.offset_layers.len(), 4, "g_{tag}");
     }
 
     for tag in ["ab", "ba"] {

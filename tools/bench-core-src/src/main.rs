@@ -15,8 +15,9 @@ use dicyc_core::{
     layer_by_layer_minimum_bytes, required_scratch_bytes, synthesize, Pass as CorePass,
 };
 use dicyc_trainer::export::{core_config, export_generator, tensor_values};
-use dicyc_trainer::model::generator::{Generator, GeneratorConfig, OffsetSite, Pass};
+use dicyc_trainer::model::generator::{parse_form, Generator, GeneratorConfig, OffsetSite, Pass};
 use dicyc_trainer::model::init::InitConfig;
+use dicyc_trainer::model::OffsetForm;
 use dicyc_volume::golden::BundleWriter;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -39,6 +40,10 @@ struct Args {
     #[arg(long, default_value_t = 3,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     reps: usize,
+    /// The offset layers' fields: `shared` (the trainer's default) or `per-channel`.
+    #[arg(long, value_name = "FORM", default_value = "shared",
+          value_parser = |name: &str| parse_form(name).map_err(|err| err.to_string()))]
+    offset_form: OffsetForm,
     /// Random seed of weights and input.
     #[arg(long, default_value_t = 0)]
     seed: i64,
@@ -66,6 +71,7 @@ fn main() -> anyhow::Result<()> {
         ngf: args.ngf.unwrap_or(if args.quick { 16 } else { 64 }),
         n_blocks: args.blocks.unwrap_or(if args.quick { 3 } else { 9 }),
         offset_layers: OffsetSite::ALL.to_vec(),
+        offset_form: args.offset_form,
         ..GeneratorConfig::default()
     };
     let core = core_config(&config)?;
@@ -102,9 +108,10 @@ fn main() -> anyhow::Result<()> {
             / 1e9
     };
     println!(
-        "bench-core: {size}x{size}, ngf {}, {} blocks, 4 offset layers, {} parameters; {:.2} GMAC undeformed; one thread each; core kernel {}",
+        "bench-core: {size}x{size}, ngf {}, {} blocks, 4 offset layers ({}), {} parameters; {:.2} GMAC undeformed; one thread each; core kernel {}",
         config.ngf,
         config.n_blocks,
+        config.offset_form.name(),
         core.parameter_count(),
         gmac,
         dicyc_core::gemm::KERNEL_NAME
