@@ -1,10 +1,13 @@
-//! Training: configuration and presets, the loop, the optimizer, image pools, the schedule,
-//! checkpoints, run directories, plots and a synthetic data source.
+//! Training: configuration and presets, the networks, the objective, the loop, the
+//! optimizer, image pools, the schedule, checkpoints, run directories, plots and a synthetic
+//! data source.
 
 pub mod adam;
 pub mod checkpoint;
 pub mod config;
 pub mod finite;
+pub mod models;
+pub mod objective;
 pub mod plots;
 pub mod pool;
 pub mod run;
@@ -13,6 +16,7 @@ pub mod schedule;
 pub mod synthetic;
 
 pub use config::{ModelKind, Preset, TrainConfig};
-pub use run::{Models, RunSummary, StopReason, Trainer};
+pub use models::Models;
+pub use run::{RunSummary, StopReason, Trainer};
 pub use run_dir::{RunDir, RunLock, StepLosses};
 pub use synthetic::SyntheticSlices;

@@ -14,109 +14,17 @@ use tch::{Device, Kind, Tensor};
 
 use super::adam::Adam;
 use super::checkpoint::{Checkpoints, RunState, CHECKPOINT_CONFIG};
-use super::config::{ModelKind, TrainConfig};
+use super::config::TrainConfig;
 use super::finite::first_non_finite;
+use super::models::{params_of, Models};
 use super::plots;
 use super::pool::ImagePool;
 use super::run_dir::{RunDir, StepLosses};
 use super::schedule::{Schedule, Stage};
-use crate::loss::{l1, lsgan, lsgan_discriminator, nmi};
-use crate::model::{Discriminator, Generator, Pass};
+use crate::loss::lsgan_discriminator;
+use crate::model::Pass;
 use crate::source::UnpairedSlices;
 use dicyc_volume::atomic::write_atomic;
-
-/// The four networks, each in its own VarStore so the generators' names are the core's.
-#[derive(Debug)]
-pub struct Models {
-    /// A → B generator weights.
-    pub vs_g_ab: VarStore,
-    /// B → A generator weights.
-    pub vs_g_ba: VarStore,
-    /// Discriminator of domain A.
-    pub vs_d_a: VarStore,
-    /// Discriminator of domain B.
-    pub vs_d_b: VarStore,
-    /// A → B generator.
-    pub g_ab: Generator,
-    /// B → A generator.
-    pub g_ba: Generator,
-    /// Judges domain A images.
-    pub d_a: Discriminator,
-    /// Judges domain B images.
-    pub d_b: Discriminator,
-}
-
-impl Models {
-    /// Builds and initialises the networks (seeds tch's RNG with `config.seed` first).
-    pub fn new(config: &TrainConfig, device: Device) -> anyhow::Result<Models> {
-        tch::manual_seed(config.seed as i64);
-        let vs_g_ab = VarStore::new(device);
-        let vs_g_ba = VarStore::new(device);
-        let vs_d_a = VarStore::new(device);
-        let vs_d_b = VarStore::new(device);
-        let g_ab = Generator::new(&vs_g_ab.root(), &config.effective_generator(), &config.init)
-            .context("building the A → B generator")?;
-        let g_ba = Generator::new(
-            &vs_g_ba.root(),
-            &config.effective_generator_ba(),
-            &config.init,
-        )
-        .context("building the B → A generator")?;
-        let gen = &config.generator;
-        let d_a = Discriminator::new(
-            &vs_d_a.root(),
-            gen.in_channels,
-            &config.discriminator,
-            &config.init,
-        );
-        let d_b = Discriminator::new(
-            &vs_d_b.root(),
-            gen.out_channels,
-            &config.discriminator,
-            &config.init,
-        );
-        Ok(Models {
-            vs_g_ab,
-            vs_g_ba,
-            vs_d_a,
-            vs_d_b,
-            g_ab,
-            g_ba,
-            d_a,
-            d_b,
-        })
-    }
-
-    fn stores(&self) -> [(&'static str, &VarStore); 4] {
-        [
-            ("g_ab", &self.vs_g_ab),
-            ("g_ba", &self.vs_g_ba),
-            ("d_a", &self.vs_d_a),
-            ("d_b", &self.vs_d_b),
-        ]
-    }
-
-    /// Every parameter as `(store.name, tensor)`, sorted by name (a stable order).
-    pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
-        let mut out = Vec::new();
-        for (store, vs) in self.stores() {
-            let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
-            vars.sort_by(|a, b| a.0.cmp(&b.0));
-            out.extend(vars.into_iter().map(|(n, t)| (format!("{store}.{n}"), t)));
-        }
-        out
-    }
-}
-
-fn params_of(vs: &VarStore, prefix: &str) -> Vec<(String, Tensor)> {
-    let mut vars: Vec<(String, Tensor)> = vs
-        .variables()
-        .into_iter()
-        .map(|(n, t)| (format!("{prefix}.{n}"), t))
-        .collect();
-    vars.sort_by(|a, b| a.0.cmp(&b.0));
-    vars
-}
 
 /// Why a run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -295,91 +203,6 @@ impl Trainer {
                 .state
                 .schedule
                 .lr_factor(self.state.epoch, &self.config.schedule)
-    }
-
-    /// Generator losses for `(a, b)`; returns `(total, parts, fakes)` with the parts filled
-    /// in and the detached deformed fakes `(G_AB(a), G_BA(b))` for the discriminator step.
-    fn generator_losses(&self, a: &Tensor, b: &Tensor) -> (Tensor, StepLosses, (Tensor, Tensor)) {
-        let m = &self.models;
-        let l = &self.config.loss;
-        let dicyc = self.config.model == ModelKind::Dicyclegan;
-        let deforms = m.g_ab.has_offsets() || m.g_ba.has_offsets();
-        let und_b = m.g_ab.forward(a, Pass::Undeformed);
-        let und_a = m.g_ba.forward(b, Pass::Undeformed);
-        let zero = || Tensor::zeros([], (Kind::Float, self.device));
-        let penalised = dicyc && (l.offset_magnitude > 0.0 || l.offset_smoothness > 0.0);
-        let (def_b, def_a, offset) = if deforms && penalised {
-            let (def_b, mut offsets) = m.g_ab.forward_deformed_with_offsets(a);
-            let (def_a, more) = m.g_ba.forward_deformed_with_offsets(b);
-            offsets.extend(more);
-            let penalty = offset_penalty(&offsets, l.offset_magnitude, l.offset_smoothness)
-                .unwrap_or_else(zero);
-            (def_b, def_a, penalty)
-        } else if deforms {
-            (
-                m.g_ab.forward(a, Pass::Deformed),
-                m.g_ba.forward(b, Pass::Deformed),
-                zero(),
-            )
-        } else {
-            (und_b.shallow_clone(), und_a.shallow_clone(), zero())
-        };
-        let gan = lsgan(&m.d_b.forward(&def_b), true) + lsgan(&m.d_a.forward(&def_a), true);
-        let gan_undeformed = if dicyc && deforms && l.gan_undeformed > 0.0 {
-            lsgan(&m.d_b.forward(&und_b), true) + lsgan(&m.d_a.forward(&und_a), true)
-        } else {
-            zero()
-        };
-        let cycle = l1(&m.g_ba.forward(&und_b, Pass::Undeformed), a)
-            + l1(&m.g_ab.forward(&und_a, Pass::Undeformed), b);
-        let dicycle = if dicyc && l.dicycle > 0.0 {
-            l1(&m.g_ba.forward(&def_b, Pass::Deformed), a)
-                + l1(&m.g_ab.forward(&def_a, Pass::Deformed), b)
-        } else {
-            zero()
-        };
-        let alignment = if dicyc && l.alignment > 0.0 {
-            2.0 - nmi(a, &und_b, &l.nmi) - nmi(b, &und_a, &l.nmi)
-        } else {
-            zero()
-        };
-        let identity = if l.identity > 0.0 {
-            l1(&m.g_ab.forward(b, Pass::Undeformed), b)
-                + l1(&m.g_ba.forward(a, Pass::Undeformed), a)
-        } else {
-            zero()
-        };
-        let dicycle_w = if dicyc { l.dicycle } else { 0.0 };
-        let alignment_w = if dicyc { l.alignment } else { 0.0 };
-        let total = &gan * l.gan
-            + &cycle * l.cycle
-            + &dicycle * dicycle_w
-            + &alignment * alignment_w
-            + &identity * (l.identity * l.cycle)
-            + &gan_undeformed * l.gan_undeformed
-            + &offset;
-        let v = |t: &Tensor| t.double_value(&[]);
-        let parts = StepLosses {
-            g_total: v(&total),
-            gan: v(&gan),
-            cycle: v(&cycle),
-            dicycle: v(&dicycle),
-            alignment: v(&alignment),
-            identity: v(&identity),
-            gan_undeformed: v(&gan_undeformed),
-            offset: v(&offset),
-            ..StepLosses::default()
-        };
-        (total, parts, (def_b.detach(), def_a.detach()))
-    }
-
-    /// The total generator loss on `(a, b)` without updating anything (for tests/diagnostics).
-    pub fn generator_loss(&self, a: &Tensor, b: &Tensor) -> f64 {
-        tch::no_grad(|| {
-            self.generator_losses(&a.to_device(self.device), &b.to_device(self.device))
-                .1
-                .g_total
-        })
     }
 
     /// One optimisation step on the batch `(a, b)`. A non-finite loss, or a non-finite
@@ -732,36 +555,6 @@ impl Trainer {
         plots::sample_grid(&run_dir.join("samples").join(format!("{name}.png")), &rows)?;
         plots::loss_curves(&run_dir.join("curves"), history)
     }
-}
-
-/// The weighted offset penalty over every offset layer's predicted offsets `[N, 2F, h, w]`:
-/// `magnitude · mean_l mean(o²) + smoothness · mean_l (mean(Δ_y o²) + mean(Δ_x o²))`, each
-/// layer weighing the same whatever its size; `None` without layers.
-fn offset_penalty(offsets: &[Tensor], magnitude: f64, smoothness: f64) -> Option<Tensor> {
-    let n = offsets.len();
-    if n == 0 {
-        return None;
-    }
-    let mut total: Option<Tensor> = None;
-    for o in offsets {
-        let mut term = o.square().mean(Kind::Float) * magnitude;
-        if smoothness > 0.0 {
-            let (h, w) = (o.size()[2], o.size()[3]);
-            if h > 1 {
-                let dy = o.narrow(2, 1, h - 1) - o.narrow(2, 0, h - 1);
-                term += dy.square().mean(Kind::Float) * smoothness;
-            }
-            if w > 1 {
-                let dx = o.narrow(3, 1, w - 1) - o.narrow(3, 0, w - 1);
-                term += dx.square().mean(Kind::Float) * smoothness;
-            }
-        }
-        total = Some(match total {
-            Some(t) => t + term,
-            None => term,
-        });
-    }
-    total.map(|t| t / n as f64)
 }
 
 /// `e` as the reason a run stopped, naming the last good checkpoint: the one this call wrote
