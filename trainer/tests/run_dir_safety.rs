@@ -4,40 +4,19 @@
 //! killed before its first checkpoint is started over by `--resume`; a second process into a
 //! run directory in use is refused, and a SIGKILLed holder releases it.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use dicyc_trainer::model::{DiscriminatorConfig, GeneratorConfig};
 use dicyc_trainer::train::checkpoint::RunState;
-use dicyc_trainer::train::config::{DataConfig, SyntheticConfig};
+use dicyc_trainer::train::config::DataConfig;
 use dicyc_trainer::train::{ModelKind, RunLock, TrainConfig};
 
-/// A tiny DicycleGAN (ngf 4, 32×32 synthetic slices, 1 thread), as in tests/train.rs.
+/// The trainer tests' tiny DicycleGAN.
 fn tiny_config() -> TrainConfig {
-    let mut c = TrainConfig::small();
-    c.generator = GeneratorConfig {
-        ngf: 4,
-        n_blocks: 1,
-        ..c.generator
-    };
-    c.discriminator = DiscriminatorConfig {
-        ndf: 4,
-        n_layers: 3,
-    };
-    c.data = DataConfig::Synthetic(SyntheticConfig {
-        size: 32,
-        slices: 8,
-        deformation: 2.0,
-        seed: 3,
-    });
-    c.schedule.epochs = 2;
-    c.schedule.epochs_decay = 1;
-    c.schedule.steps_per_epoch = 3;
-    c.pool_size = 2;
-    c.output.samples = 2;
-    c.device = dicyc_trainer::device::DeviceChoice::Cpu;
-    c
+    common::tiny_train_config(ModelKind::Dicyclegan)
 }
 
 /// A config that never reaches an epoch end in a test's time: no checkpoint unless asked for.

@@ -1,10 +1,12 @@
 //! The training loop on tiny data: finite losses, an overfit check, exact resume, both
 //! models through the CLI, and clear errors for bad configuration or data.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use dicyc_trainer::cli::train::{run, TrainArgs};
-use dicyc_trainer::model::{DiscriminatorConfig, GeneratorConfig, OffsetForm, OffsetSite};
+use dicyc_trainer::model::OffsetForm;
 use dicyc_trainer::source::UnpairedSlices;
 use dicyc_trainer::train::checkpoint::RunState;
 use dicyc_trainer::train::config::{DataConfig, SyntheticConfig};
@@ -15,31 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use tch::{Device, Kind, Tensor};
 
 fn tiny_config(model: ModelKind) -> TrainConfig {
-    let mut c = TrainConfig::small();
-    c.model = model;
-    c.generator = GeneratorConfig {
-        ngf: 4,
-        n_blocks: 1,
-        offset_layers: OffsetSite::ALL.to_vec(),
-        ..c.generator
-    };
-    c.discriminator = DiscriminatorConfig {
-        ndf: 4,
-        n_layers: 3,
-    };
-    c.data = DataConfig::Synthetic(SyntheticConfig {
-        size: 32,
-        slices: 8,
-        deformation: 2.0,
-        seed: 3,
-    });
-    c.schedule.epochs = 2;
-    c.schedule.epochs_decay = 1;
-    c.schedule.steps_per_epoch = 3;
-    c.pool_size = 2;
-    c.output.samples = 2;
-    c.device = dicyc_trainer::device::DeviceChoice::Cpu;
-    c
+    common::tiny_train_config(model)
 }
 
 fn scratch_dir(name: &str) -> PathBuf {
