@@ -4,21 +4,13 @@
 //! device synthesises a whole test volume (`firmware-sim run`) and agrees with
 //! `trainer synth` of the same volume in the target domain's units.
 
+mod common;
+
 use std::path::Path;
 
-use clap::Parser;
+use common::{firmware, trainer};
 use dicyc_trainer::data::nifti_io::{list_volumes, read_volume};
 use dicyc_volume::golden::read_bundle;
-
-fn trainer(args: &[&str]) -> anyhow::Result<()> {
-    let argv = std::iter::once("trainer").chain(args.iter().copied());
-    dicyc_trainer::cli::Cli::try_parse_from(argv)?.run()
-}
-
-fn firmware(args: &[&str]) -> anyhow::Result<()> {
-    let argv = std::iter::once("firmware-sim").chain(args.iter().copied());
-    dicyc_firmware_sim::cli::Cli::try_parse_from(argv)?.run()
-}
 
 fn path(dir: &Path, name: &str) -> String {
     dir.join(name)

@@ -2,16 +2,18 @@
 //!
 //! Reading does its own I/O and checks, and uses the crate only to parse a header that has
 //! been validated and to decode voxel bytes whose size is known to match: bad input is an
-//! error naming the file, never a panic in a dependency. The header must be NIfTI-1
-//! (`sizeof_hdr` 348, either byte order, magic `n+1`); `dim[0]` 1–7 and every used `dim[i]`
-//! ≥ 1 (errors name the bad `dim[i]`); `bitpix` must match the datatype; `vox_offset` must be
-//! a whole number ≥ 352, and the data are read from there (extensions or padding before it
-//! are skipped). The declared size is checked against [`ReadLimits`] (default 2 GiB,
-//! `DICYC_MAX_VOLUME_BYTES`) before anything is allocated; a plain file must hold every
-//! declared byte before the buffer is allocated, and a compressed stream's buffer only grows
-//! as decompressed bytes actually arrive. Compression is recognised by content; multi-member
-//! gzip (`cat a.gz b.gz`) is read whole, member CRCs are checked as their ends are reached, and
-//! bytes after the volume (or after the last gzip member) are ignored.
+//! error naming the file, never a panic in a dependency. The path must be a file, not a
+//! folder. The header must be NIfTI-1 (`sizeof_hdr` 348, either byte order, magic `n+1`);
+//! `dim[0]` 1–7 and every used `dim[i]` ≥ 1 (errors name the bad `dim[i]`); `bitpix` must
+//! match the datatype; `scl_slope` and `scl_inter` must be finite (`scl_slope` 0: no
+//! scaling); `vox_offset` must be a whole number ≥ 352, and the data are read from there
+//! (extensions or padding before it are skipped). The declared size is checked against
+//! [`ReadLimits`] (default 2 GiB, `DICYC_MAX_VOLUME_BYTES`) before anything is allocated; a
+//! plain file must hold every declared byte before the buffer is allocated, and a compressed
+//! stream's buffer only grows as decompressed bytes actually arrive. Compression is
+//! recognised by content; multi-member gzip (`cat a.gz b.gz`) is read whole, member CRCs are
+//! checked as their ends are reached, and bytes after the volume (or after the last gzip
+//! member) are ignored.
 //!
 //! Reading accepts every common data type (u8, i8, u16, i16, u32, i32, u64, i64, f32, f64),
 //! applies the header's `scl_slope`/`scl_inter`, and returns `[x, y, z]` f32 data with the
@@ -285,8 +287,22 @@ fn validate_header(path: &Path, bytes: &[u8], limits: &ReadLimits) -> Result<Lay
         | NiftiType::Float32
         | NiftiType::Float64 => {}
         other => bail!(
-            "{p}: NIfTI datatype {other:?} is not supported (expected an integer or real scalar type)"
+            "{p}: NIfTI datatype {other:?} (code {}) is not supported: dicyc reads single-channel \
+             volumes of an integer or real scalar type; convert the volume to one first (e.g. \
+             float32)",
+            header.datatype
         ),
+    }
+    // scl_slope 0 means "no scaling" (NIfTI-1), and the `nifti` crate then ignores scl_inter;
+    // otherwise both must be numbers, or every voxel would read as NaN or infinite.
+    let (slope, inter) = (header.scl_slope, header.scl_inter);
+    if !slope.is_finite() || (slope != 0.0 && !inter.is_finite()) {
+        bail!(
+            "{p}: invalid NIfTI header: scl_slope = {slope}, scl_inter = {inter} is not a voxel \
+             scaling (both must be finite numbers; scl_slope 0 means no scaling); the header is \
+             corrupt: re-export the file, or set scl_slope 1 and scl_inter 0 if the stored values \
+             are already in physical units"
+        );
     }
     let voxel_bytes = dtype.size_of() as u64;
     if i64::from(header.bitpix) != 8 * voxel_bytes as i64 {
@@ -408,6 +424,12 @@ pub fn read_volume(path: &Path) -> Result<Volume> {
 pub fn read_volume_with(path: &Path, limits: &ReadLimits) -> Result<Volume> {
     if !path.exists() {
         bail!("NIfTI file {} does not exist", path.display());
+    }
+    if path.is_dir() {
+        bail!(
+            "{} is a folder, not a NIfTI file: give the path of a .nii or .nii.gz volume",
+            path.display()
+        );
     }
     if !is_nifti_path(path) {
         bail!(

@@ -1,5 +1,7 @@
 //! Small phantom volumes and hand-made NIfTI files, for tests and examples of the crates that
-//! read volumes.
+//! read volumes, and the corpus of bad NIfTI files every consumer is tested on ([`corpus`]).
+
+pub mod corpus;
 
 use std::path::{Path, PathBuf};
 
@@ -40,7 +42,7 @@ pub fn scratch_dir(suite: &str, name: &str) -> PathBuf {
 
 /// A hand-made NIfTI-1 single file (`n+1`) for tests of the reader on odd and hostile files:
 /// every field that matters for locating and sizing the data is chosen by the test, the rest
-/// is a plain 1 mm grid (pixdim 1, no qform/sform, slope 1 / intercept 0).
+/// is a plain 1 mm grid by default (pixdim 1, no qform/sform, slope 1 / intercept 0).
 #[derive(Clone, Debug, PartialEq)]
 pub struct RawNifti {
     /// Header field `sizeof_hdr` (348 for NIfTI-1).
@@ -61,6 +63,8 @@ pub struct RawNifti {
     pub magic: [u8; 4],
     /// Big-endian header (and the caller's data bytes should be too).
     pub big_endian: bool,
+    /// Header field `pixdim` (`pixdim[1..=3]` = voxel size in mm, `pixdim[0]` = qfac).
+    pub pixdim: [f32; 8],
 }
 
 impl RawNifti {
@@ -77,6 +81,7 @@ impl RawNifti {
             scl_inter: 0.0,
             magic: *b"n+1\0",
             big_endian: false,
+            pixdim: [1.0; 8],
         }
     }
 
@@ -100,8 +105,8 @@ impl RawNifti {
         }
         put(70, &i16b(self.datatype));
         put(72, &i16b(self.bitpix));
-        for i in 0..8 {
-            put(76 + 4 * i, &f32b(1.0));
+        for (i, p) in self.pixdim.iter().enumerate() {
+            put(76 + 4 * i, &f32b(*p));
         }
         put(108, &f32b(self.vox_offset));
         put(112, &f32b(self.scl_slope));

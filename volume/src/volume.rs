@@ -27,7 +27,8 @@ impl Volume {
         self.data.dim()
     }
 
-    /// Voxel size in mm along i, j, k (from `pixdim`; non-positive or non-finite entries read as 1).
+    /// Voxel size in mm along i, j, k (from `pixdim`; zero or non-finite entries read as 1,
+    /// negative ones as their magnitude).
     pub fn spacing(&self) -> [f32; 3] {
         spacing_of(&self.header)
     }

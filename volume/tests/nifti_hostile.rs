@@ -344,3 +344,28 @@ fn corrupted_headers_and_truncations_never_panic() {
     }
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// The corpus every consumer is tested on (`tests/corpus.rs`) reads as it says: each file is
+/// refused with an error naming it and the words given, or read as exactly its voxels.
+#[test]
+fn the_corpus_reads_as_it_says() {
+    use dicyc_volume::testing::corpus::{write_corpus, Expect};
+    let d = tmpdir("corpus");
+    let corpus = write_corpus(&d).unwrap();
+    for f in &corpus {
+        match &f.expect {
+            Expect::Refused(words) => assert_names(&error_of(&f.path), &f.path, words),
+            Expect::Reads(data) => assert_eq!(read_ok(&f.path).data, *data, "{}", f.class),
+        }
+    }
+    let refused = corpus
+        .iter()
+        .filter(|f| matches!(f.expect, Expect::Refused(_)))
+        .count();
+    assert!(
+        refused >= 25 && corpus.len() - refused >= 10,
+        "{refused} of {}",
+        corpus.len()
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}

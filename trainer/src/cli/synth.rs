@@ -104,6 +104,17 @@ fn slice_bar(total: u64) -> indicatif::ProgressBar {
 /// not apply: the core is heap-free and runs one slice at a time in its scratch buffer.
 fn run_weights(a: &SynthArgs, weights: &Path, inputs: &[PathBuf]) -> Result<()> {
     let t0 = Instant::now();
+    // A device (`/dev/zero`), a pipe or a folder is refused from its metadata, before it is
+    // opened, instead of being read without end.
+    let meta = std::fs::metadata(weights)
+        .with_context(|| format!("cannot read weight file {}", weights.display()))?;
+    if !meta.is_file() {
+        bail!(
+            "cannot read weight file {}: not a regular file (give the path of a .dcw file \
+             written by `trainer export`)",
+            weights.display()
+        );
+    }
     let bytes = std::fs::read(weights)
         .with_context(|| format!("cannot read weight file {}", weights.display()))?;
     let file = WeightFile::new_checked(&bytes).map_err(|err| {
