@@ -8,11 +8,12 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{both_passes, lcg_weight_file, listing, roomy, roomy_image, SIDE};
+use common::{both_passes, lcg_weight_file, roomy, roomy_image, SIDE};
 use dicyc_core::format::Normalization;
 use dicyc_firmware_sim::device::Device;
 use dicyc_firmware_sim::flash::FlashImage;
 use dicyc_volume::golden::BundleWriter;
+use dicyc_volume::testing::listing;
 
 /// This suite's model: the shared tiny generator, LCG seed 11.
 fn weight_file() -> Vec<u8> {

@@ -7,12 +7,13 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{lcg_weight_file, listing, roomy, roomy_image, run_command, NORM};
+use common::{lcg_weight_file, roomy, roomy_image, run_command, NORM};
 use dicyc_core::Pass;
 use dicyc_firmware_sim::device::Device;
 use dicyc_firmware_sim::flash::{ram_needed, FlashImage};
 use dicyc_volume::nifti_io::{read_volume, write};
 use dicyc_volume::slicewise::DeviceMap;
+use dicyc_volume::testing::listing;
 use dicyc_volume::volume::{affine_of, Volume};
 use ndarray::Array3;
 

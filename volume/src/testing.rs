@@ -40,6 +40,21 @@ pub fn scratch_dir(suite: &str, name: &str) -> PathBuf {
     dir
 }
 
+/// The names in `dir`, sorted: what a test compares to say a command left nothing behind.
+pub fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("cannot list a test folder")
+        .map(|e| {
+            e.expect("cannot list a test folder")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
 /// A hand-made NIfTI-1 single file (`n+1`) for tests of the reader on odd and hostile files:
 /// every field that matters for locating and sizing the data is chosen by the test, the rest
 /// is a plain 1 mm grid by default (pixdim 1, no qform/sform, slope 1 / intercept 0).

@@ -6,16 +6,7 @@ use std::io::Write;
 use std::path::Path;
 
 use dicyc_volume::atomic::{write_atomic, write_atomic_with, AtomicFile};
-use dicyc_volume::testing::scratch_dir;
-
-fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
+use dicyc_volume::testing::{listing, scratch_dir};
 
 #[test]
 fn write_atomic_creates_and_replaces_the_file() {

@@ -133,16 +133,6 @@ pub fn both_passes(device: &mut Device, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
     (deformed, undeformed)
 }
 
-/// The names in `dir`, sorted: what a test compares to say a command left nothing behind.
-pub fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 /// The `firmware-sim` binary Cargo built for these tests, as a command to add arguments to.
 pub fn firmware_sim() -> Command {
     Command::new(env!("CARGO_BIN_EXE_firmware-sim"))

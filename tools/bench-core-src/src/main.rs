@@ -72,7 +72,6 @@ fn main() -> anyhow::Result<()> {
         n_blocks: args.blocks.unwrap_or(if args.quick { 3 } else { 9 }),
         offset_layers: OffsetSite::ALL.to_vec(),
         offset_form: args.offset_form,
-        ..GeneratorConfig::default()
     };
     let core = core_config(&config)?;
     tch::set_num_threads(1);
