@@ -64,7 +64,8 @@ pub struct EvalArgs {
 }
 
 fn model_specs(a: &EvalArgs, run: &std::path::Path) -> Result<Vec<DirectionSpec>> {
-    use crate::cli::synth::{self, Direction, SynthArgs};
+    use crate::cli::synth::{self, SynthArgs};
+    use crate::inference::Direction;
     let data = a.data.as_ref().context("--run needs --data")?;
     let test = data.join("test");
     let (da, db) = (&a.domains[0], &a.domains[1]);

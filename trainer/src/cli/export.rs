@@ -15,12 +15,12 @@ use dicyc_volume::golden::BundleWriter;
 use serde::Serialize;
 use tch::{Kind, Tensor};
 
-use crate::cli::synth::{latest_checkpoint, load_generator, Direction};
 use crate::data::nifti_io::{list_volumes, read_volume};
 use crate::data::preprocess::{pad_to_multiple_of_4, prepare, PreprocessOptions};
 use crate::data::sampling::DataStats;
 use crate::device::DeviceChoice;
 use crate::export::{core_config, quantize_generator, tensor_values, TensorQuantization};
+use crate::inference::{latest_checkpoint, load_generator, Direction};
 use crate::model::generator::Pass;
 use crate::train::config::DataConfig;
 use crate::train::TrainConfig;

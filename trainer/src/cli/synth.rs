@@ -17,7 +17,7 @@ use crate::data::nifti_io::{is_nifti_path, list_volumes, read_volume, write_volu
 use crate::data::preprocess::PreprocessOptions;
 use crate::data::sampling::DataStats;
 use crate::device::DeviceChoice;
-pub use crate::inference::{latest_checkpoint, load_generator, Direction, LoadedGenerator};
+use crate::inference::{latest_checkpoint, load_generator, Direction};
 use crate::model::generator::Pass;
 
 /// `trainer synth` arguments.
