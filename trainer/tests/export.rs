@@ -251,6 +251,113 @@ fn unreadable_golden_inputs_of_one_direction_leave_no_weight_file_behind() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Every file of `dir` and below with its bytes, sorted: a folder's whole state.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                out.push((path.strip_prefix(dir).unwrap().to_path_buf(), bytes));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A full disk during `trainer export` (writes limited per file with `ulimit -f`, which fails
+/// them with EFBIG as a full disk fails them with ENOSPC) leaves the output folder exactly as
+/// it was: an earlier complete export stays whole, nothing of the new one and no staging
+/// folder appears. With room enough, the new export replaces the old one whole.
+#[test]
+fn a_full_disk_during_export_leaves_the_earlier_export_whole() {
+    let dir = scratch_dir("full-disk");
+    let run = tiny_run(&dir, |_, _| {});
+    let volumes = dir.join("pd");
+    std::fs::create_dir_all(&volumes).unwrap();
+    dicyc_volume::testing::write_phantom_folder(&volumes, 1, 100.0).unwrap();
+    let out = dir.join("export");
+    let export_limited = |blocks: Option<u64>, slices: &str| {
+        let limit = blocks.map_or("unlimited".to_string(), |b| b.to_string());
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "trap '' XFSZ && ulimit -f {limit} && exec \"$0\" \"$@\""
+            ))
+            .arg(env!("CARGO_BIN_EXE_trainer"))
+            .args(["export", "--device", "cpu", "--run"])
+            .arg(&run)
+            .arg("--out")
+            .arg(&out)
+            .arg("--golden-a")
+            .arg(&volumes)
+            .arg("--golden-b")
+            .arg(&volumes)
+            .args(["--golden-slices", slices])
+            .output()
+            .unwrap()
+    };
+    // A first, complete export (one golden slice per direction).
+    let first = export_limited(None, "1");
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let before = snapshot(&out);
+    assert!(before
+        .iter()
+        .any(|(p, _)| p.ends_with("golden-ab/golden.json")));
+    // A second one with two slices, onto a disk that fills up at various points.
+    let mut failed = 0;
+    for blocks in [1u64, 4, 8, 16, 24, 32] {
+        let second = export_limited(Some(blocks), "2");
+        if second.status.success() {
+            continue;
+        }
+        failed += 1;
+        let stderr = String::from_utf8_lossy(&second.stderr);
+        assert!(stderr.contains("free space"), "limit {blocks}: {stderr}");
+        let now = snapshot(&out);
+        assert!(
+            now == before,
+            "limit {blocks}: the folder changed: {:?}",
+            now.iter().map(|(p, b)| (p, b.len())).collect::<Vec<_>>()
+        );
+        let hidden = std::fs::read_dir(&out)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with('.')
+            })
+            .count();
+        assert_eq!(
+            hidden, 0,
+            "limit {blocks}: a staging folder or temporary was left"
+        );
+    }
+    assert!(failed > 0, "no limit made the export fail");
+    // With room, the two-slice export replaces the first whole.
+    let second = export_limited(None, "2");
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let report = report(&out);
+    assert_eq!(report["directions"][0]["golden_slices"], 2);
+    assert!(out.join("golden-ba").join("slice-001.input.f32").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// The deployment contract, for both offset forms: a generator exported into the core's
 /// format runs on the core as libtorch runs it, in both passes, within the tolerance the
 /// device verification holds it to (docs/DESIGN.md §3.3).

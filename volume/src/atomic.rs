@@ -197,6 +197,120 @@ impl Drop for AtomicFile {
 }
 
 /// The folder `path` is in (`.` for a bare file name).
+/// Several outputs of one command in one folder that appear together or not at all (a weight
+/// file per direction, their golden bundles, the report): each is written into a hidden
+/// staging folder inside the output folder, and only [`commit`](StagedOutputs::commit)
+/// moves them into place, replacing older outputs of the same names, with the `marker`
+/// entry (the report) moved last, so a folder whose marker is new holds the whole new set.
+/// Dropped uncommitted — any error on the way, a full disk included — the staging folder is
+/// removed and the output folder is left as it was. (Only a failed rename inside the one
+/// folder, during the commit itself, can leave part of the new set beside the old marker.)
+#[derive(Debug)]
+pub struct StagedOutputs {
+    out: PathBuf,
+    stage: PathBuf,
+    marker: String,
+    stale: Vec<String>,
+    committed: bool,
+}
+
+impl StagedOutputs {
+    /// Stages outputs for the folder `out` (created if missing); `marker` is the entry that
+    /// says the set is complete, moved into place after every other one.
+    pub fn create(out: &Path, marker: &str) -> anyhow::Result<StagedOutputs> {
+        std::fs::create_dir_all(out)
+            .with_context(|| format!("cannot create the output folder {}", out.display()))?;
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let stage = out.join(format!(".staged-{}-{n}", std::process::id()));
+        std::fs::create_dir(&stage).with_context(|| {
+            format!(
+                "cannot write into {}: cannot create a staging folder there (is it writable, is there free space?)",
+                out.display()
+            )
+        })?;
+        Ok(StagedOutputs {
+            out: out.to_owned(),
+            stage,
+            marker: marker.to_owned(),
+            stale: Vec::new(),
+            committed: false,
+        })
+    }
+
+    /// Where to write the output `name` now (a file or a folder inside the staging folder).
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.stage.join(name)
+    }
+
+    /// Where the output `name` will be once committed.
+    pub fn final_path(&self, name: &str) -> PathBuf {
+        self.out.join(name)
+    }
+
+    /// Removes an older output `name` on commit, when this set has none of that name (so the
+    /// folder never mixes outputs of two runs of the command).
+    pub fn remove_stale(&mut self, name: &str) {
+        self.stale.push(name.to_owned());
+    }
+
+    /// Moves every staged output into the output folder (replacing older ones of the same
+    /// names, the marker last), removes the stale ones and the staging folder.
+    pub fn commit(mut self) -> anyhow::Result<()> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.stage)
+            .with_context(|| format!("cannot list the staging folder {}", self.stage.display()))?
+            .map(|entry| entry.map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect::<io::Result<_>>()
+            .with_context(|| format!("cannot list the staging folder {}", self.stage.display()))?;
+        names.sort_by_key(|name| (*name == self.marker, name.clone()));
+        for name in self.stale.iter().filter(|n| !names.contains(n)) {
+            remove_entry(&self.out.join(name))?;
+        }
+        for name in &names {
+            let dest = self.out.join(name);
+            if dest.is_dir() {
+                remove_entry(&dest)?;
+            }
+            std::fs::rename(self.stage.join(name), &dest).with_context(|| {
+                format!(
+                    "cannot move the finished {} into place (is it a folder in use, or on a read-only file system?)",
+                    dest.display()
+                )
+            })?;
+        }
+        self.committed = true;
+        std::fs::remove_dir(&self.stage).with_context(|| {
+            format!("cannot remove the staging folder {}", self.stage.display())
+        })?;
+        if let Ok(folder) = File::open(&self.out) {
+            let _ = folder.sync_all();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for StagedOutputs {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_dir_all(&self.stage);
+        }
+    }
+}
+
+/// Removes the file or folder `path`, if there is one.
+fn remove_entry(path: &Path) -> anyhow::Result<()> {
+    let result = if path.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    };
+    match result {
+        Err(err) if err.kind() != io::ErrorKind::NotFound => Err(anyhow::Error::new(err).context(
+            format!("cannot replace the older output {}", path.display()),
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn folder_of(path: &Path) -> &Path {
     path.parent()
         .filter(|p| !p.as_os_str().is_empty())

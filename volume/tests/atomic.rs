@@ -142,3 +142,48 @@ fn a_read_only_folder_leaves_nothing() {
         assert_eq!(listing(&ro), Vec::<String>::new());
     }
 }
+
+#[test]
+fn staged_outputs_replace_the_older_set_whole_or_not_at_all() {
+    use dicyc_volume::atomic::StagedOutputs;
+    let dir = scratch_dir("atomic", "staged");
+    // An older set: a file, a folder, a report, and a folder this set will not have.
+    std::fs::create_dir_all(dir.join("bundle")).unwrap();
+    std::fs::write(dir.join("bundle").join("old.bin"), b"old").unwrap();
+    std::fs::create_dir_all(dir.join("gone")).unwrap();
+    std::fs::write(dir.join("a.bin"), b"old a").unwrap();
+    std::fs::write(dir.join("report.json"), b"old report").unwrap();
+    let before = listing(&dir);
+
+    // Dropped uncommitted (an error on the way): the folder is as it was, no staging left.
+    {
+        let staged = StagedOutputs::create(&dir, "report.json").unwrap();
+        write_atomic(&staged.path("a.bin"), b"new a").unwrap();
+        std::fs::create_dir_all(staged.path("bundle")).unwrap();
+        assert_ne!(
+            listing(&dir),
+            before,
+            "the staging folder is in the output folder"
+        );
+    }
+    assert_eq!(listing(&dir), before);
+    assert_eq!(std::fs::read(dir.join("a.bin")).unwrap(), b"old a");
+
+    // Committed: every staged output replaces its older namesake (a folder whole), the stale
+    // one is removed, and nothing else is left.
+    let mut staged = StagedOutputs::create(&dir, "report.json").unwrap();
+    write_atomic(&staged.path("a.bin"), b"new a").unwrap();
+    std::fs::create_dir_all(staged.path("bundle")).unwrap();
+    write_atomic(&staged.path("bundle").join("new.bin"), b"new").unwrap();
+    write_atomic(&staged.path("report.json"), b"new report").unwrap();
+    assert_eq!(staged.final_path("a.bin"), dir.join("a.bin"));
+    staged.remove_stale("gone");
+    staged.commit().unwrap();
+    assert_eq!(listing(&dir), ["a.bin", "bundle", "report.json"]);
+    assert_eq!(listing(&dir.join("bundle")), ["new.bin"]);
+    assert_eq!(
+        std::fs::read(dir.join("report.json")).unwrap(),
+        b"new report"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

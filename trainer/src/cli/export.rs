@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use dicyc_core::format::{Normalization, WeightFile};
+use dicyc_volume::atomic::StagedOutputs;
 use dicyc_volume::golden::BundleWriter;
 use serde::Serialize;
 use tch::{Kind, Tensor};
@@ -382,9 +383,13 @@ pub fn run(a: &ExportArgs) -> Result<()> {
         let golden = read_golden_inputs(a, &train_config.data, direction, tag, &opts)?;
         exported.push((direction, tag, loaded, config, file, golden));
     }
+    // Everything is written into a staging folder and moved into place at the end, the report
+    // last: a failure on the way (a full disk) leaves the output folder as it was.
+    let mut staged = StagedOutputs::create(&a.out, "export.json")?;
     for (i, (_, tag, loaded, config, exported, golden)) in exported.iter().enumerate() {
-        let path = a.out.join(format!("g_{tag}.dcw"));
-        dicyc_volume::atomic::write_atomic(&path, &exported.bytes)?;
+        let name = format!("g_{tag}.dcw");
+        let path = staged.final_path(&name);
+        dicyc_volume::atomic::write_atomic(&staged.path(&name), &exported.bytes)?;
         let file = WeightFile::new_checked(&exported.bytes)
             .map_err(|e| anyhow::anyhow!("re-reading {}: {e}", path.display()))?;
         println!(
@@ -396,10 +401,15 @@ pub fn run(a: &ExportArgs) -> Result<()> {
         );
         let mut golden_bundle = None;
         let mut golden_slices = 0;
+        let bundle_name = format!("golden-{tag}");
+        if golden.is_none() {
+            staged.remove_stale(&bundle_name);
+        }
         if let Some(inputs) = golden {
-            let dir = a.out.join(format!("golden-{tag}"));
+            let dir = staged.final_path(&bundle_name);
             let (cin, cout) = (config.in_channels as usize, config.out_channels as usize);
-            let mut bundle = BundleWriter::create(&dir, file.crc32c(), cin, cout)?;
+            let mut bundle =
+                BundleWriter::create(&staged.path(&bundle_name), file.crc32c(), cin, cout)?;
             for (name, slice) in inputs {
                 let (h, w) = slice.dim();
                 let values: Vec<f32> = slice.iter().copied().collect();
@@ -431,7 +441,8 @@ pub fn run(a: &ExportArgs) -> Result<()> {
             golden_slices,
         });
     }
-    write_report(&json, &report)?;
+    write_report(&staged.path("export.json"), &report)?;
+    staged.commit()?;
     println!("export: report in {}", json.display());
     Ok(())
 }
