@@ -147,11 +147,40 @@ fn a_slice_the_core_cannot_run_is_refused_before_any_data_is_read() {
 #[test]
 fn dev_zero_as_an_input_is_a_clear_error() {
     let (_, image, golden) = setup("devzero", 1, 1);
-    rewrite_manifest(&golden, |m| m["slices"][0]["input"] = "/dev/zero".into());
+    std::os::unix::fs::symlink("/dev/zero", golden.join("zero.f32")).unwrap();
+    rewrite_manifest(&golden, |m| m["slices"][0]["input"] = "zero.f32".into());
     assert_refused(
         &verify(&image, &golden, &[]),
-        &["/dev/zero", "not a regular file"],
+        &["zero.f32", "not a regular file"],
     );
+}
+
+#[test]
+fn file_names_that_leave_the_bundle_are_refused_before_any_data_is_read() {
+    let (dir, image, golden) = setup("escape", 1, 1);
+    // A real slice file of the right size outside the bundle: refused by name, not read.
+    std::fs::copy(golden.join("slice-000.input.f32"), dir.join("outside.f32")).unwrap();
+    let outside = dir.join("outside.f32").display().to_string();
+    for name in [
+        "../outside.f32",
+        outside.as_str(),
+        "/dev/zero",
+        "sub/x.f32",
+        "",
+        ".",
+    ] {
+        rewrite_manifest(&golden, |m| m["slices"][0]["input"] = name.into());
+        assert_refused(
+            &verify(&image, &golden, &[]),
+            &[
+                "golden.json",
+                &format!("{name:?}"),
+                "plain names inside its folder",
+            ],
+        );
+        let err = format!("{:#}", read_bundle(&golden).unwrap_err());
+        assert!(err.contains("plain names"), "{name}: {err}");
+    }
 }
 
 #[test]

@@ -13,12 +13,93 @@ use crate::data::preprocess::{
     pad_to_multiple_of_4, padded_shape, prepare, restore, PreprocessOptions,
 };
 use crate::data::Volume;
-use crate::model::generator::{Generator, Pass};
+use crate::model::generator::{Generator, GeneratorConfig, Pass};
 use crate::train::TrainConfig;
+use dicyc_volume::nifti_io::{human_bytes, parse_byte_count};
 use dicyc_volume::preprocess::Normalization;
 
 /// Smallest slice side the generator runs on (after padding to a multiple of 4).
 pub const MIN_SIDE: usize = 8;
+
+/// Environment variable holding the most memory one forward of the generator may take in
+/// [`LoadedGenerator::synthesize_volume`] ([`forward_bytes`]): a byte count with an optional
+/// binary suffix, as `DICYC_MAX_VOLUME_BYTES` takes.
+pub const MAX_FORWARD_BYTES_ENV: &str = "DICYC_MAX_FORWARD_BYTES";
+
+/// Default of [`MAX_FORWARD_BYTES_ENV`]: 2 GiB, the volume reader's default limit. The
+/// paper's generator (ngf 64) then runs slices up to about 1090 × 1090 pixels, and batches
+/// of 4 at 512 × 512 (a larger `--batch` shrinks to fit).
+pub const DEFAULT_MAX_FORWARD_BYTES: u64 = 2 << 30;
+
+/// Peak memory of a forward without gradients, in bytes per padded slice pixel and per unit
+/// of `ngf`: the full-resolution layers hold about six float32 tensors of `ngf` channels at
+/// once. Measured as the growth of peak RSS (`/usr/bin/time -f %M trainer synth --run …
+/// --batch 1`) from a 1024² to a 2048² slice, both passes: 24.4 at ngf 64 (9 blocks),
+/// 24.6 at ngf 8 (2 blocks); 28 leaves a margin.
+pub const FORWARD_BYTES_PER_PIXEL_PER_NGF: u64 = 28;
+
+/// Estimated peak memory of one forward of `config` on `batch` slices of `(h, w)` pixels
+/// (padded), beyond the process's fixed cost (libtorch itself takes about 0.5 GB).
+pub fn forward_bytes(config: &GeneratorConfig, (h, w): (usize, usize), batch: usize) -> u64 {
+    (batch as u64)
+        .saturating_mul(h as u64)
+        .saturating_mul(w as u64)
+        .saturating_mul(config.ngf.max(1) as u64)
+        .saturating_mul(FORWARD_BYTES_PER_PIXEL_PER_NGF)
+}
+
+/// How many `(h, w)` slices (before padding to multiples of 4) one forward of `config` may
+/// take, at most `batch`: an error when the slice is too small for the generator or when even
+/// one slice would need more than [`max_forward_bytes`]. Checked before anything is allocated,
+/// so that a small file declaring huge slices is an error, not an exhausted machine.
+pub fn batch_that_fits(
+    config: &GeneratorConfig,
+    (h, w): (usize, usize),
+    batch: usize,
+) -> Result<usize> {
+    let padded = padded_shape((h, w));
+    // Two stride-2 down-samplings and the reflection paddings need at least 8 pixels a side
+    // after padding to a multiple of 4 (libtorch would panic on less).
+    anyhow::ensure!(
+        padded.0 >= MIN_SIDE && padded.1 >= MIN_SIDE,
+        "its axial slices are {h}×{w} voxels at the working spacing: the generator needs at \
+         least {MIN_SIDE}×{MIN_SIDE} (pad or resample the volume first)"
+    );
+    let one = forward_bytes(config, padded, 1);
+    let limit = ensure_forward_fits((h, w), one)?;
+    Ok(batch.clamp(1, (limit / one.max(1)).max(1) as usize))
+}
+
+/// An error when one forward on an `h × w` slice needs `bytes`, more than
+/// [`max_forward_bytes`] (which it returns otherwise); the message says how to raise the limit.
+pub fn ensure_forward_fits((h, w): (usize, usize), bytes: u64) -> Result<u64> {
+    let limit = max_forward_bytes()?;
+    anyhow::ensure!(
+        bytes <= limit,
+        "its axial slices are {h}×{w} voxels at the working spacing: one forward of this \
+         generator on such a slice needs about {} of memory, over the limit of {} (set \
+         {MAX_FORWARD_BYTES_ENV}, e.g. {MAX_FORWARD_BYTES_ENV}=16G, if the machine has the \
+         memory; or crop or resample the volume)",
+        human_bytes(bytes),
+        human_bytes(limit)
+    );
+    Ok(limit)
+}
+
+/// The forward limit: [`MAX_FORWARD_BYTES_ENV`] when set, else [`DEFAULT_MAX_FORWARD_BYTES`].
+pub fn max_forward_bytes() -> Result<u64> {
+    let Some(v) = std::env::var_os(MAX_FORWARD_BYTES_ENV) else {
+        return Ok(DEFAULT_MAX_FORWARD_BYTES);
+    };
+    let text = v.to_string_lossy();
+    parse_byte_count(&text).with_context(|| {
+        format!(
+            "{MAX_FORWARD_BYTES_ENV} = {text:?} is not a byte count: set it to e.g. 8G or \
+             8589934592, or unset it for the default of {}",
+            human_bytes(DEFAULT_MAX_FORWARD_BYTES)
+        )
+    })
+}
 
 /// Which generator of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -99,18 +180,11 @@ impl LoadedGenerator {
         batch: usize,
         mut progress: impl FnMut(usize),
     ) -> Result<Array3<f32>> {
-        let prep = prepare(v, opts);
-        // Two stride-2 down-samplings and the reflection paddings need at least 8 pixels a
-        // side after padding to a multiple of 4 (libtorch would panic on less).
-        if let Some(s) = prep.slices.first() {
-            let (h, w) = s.dim();
-            let (ph, pw) = padded_shape((h, w));
-            anyhow::ensure!(
-                ph >= MIN_SIDE && pw >= MIN_SIDE,
-                "its axial slices are {h}×{w} voxels at the working spacing: the generator needs \
-                 at least {MIN_SIDE}×{MIN_SIDE} (pad or resample the volume first)"
-            );
-        }
+        let prep = prepare(v, opts)?;
+        let batch = match prep.slices.first() {
+            Some(s) => batch_that_fits(self.generator.config(), s.dim(), batch)?,
+            None => 1,
+        };
         let target = target.unwrap_or(prep.norm);
         let padded: Vec<_> = prep
             .slices
@@ -118,7 +192,7 @@ impl LoadedGenerator {
             .map(|s| pad_to_multiple_of_4(&s.view(), prep.fill))
             .collect();
         let mut outputs = Vec::with_capacity(padded.len());
-        for chunk in padded.chunks(batch.max(1)) {
+        for chunk in padded.chunks(batch) {
             let (h, w) = chunk[0].dim();
             let buf: Vec<f32> = chunk.iter().flat_map(|s| s.iter().copied()).collect();
             let x = Tensor::from_slice(&buf)

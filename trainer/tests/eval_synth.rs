@@ -314,3 +314,110 @@ fn synth_refuses_slices_too_small_for_the_generator_without_a_panic() {
         );
     }
 }
+
+/// `trainer synth` as a child process with `DICYC_MAX_FORWARD_BYTES` set to `limit` (or
+/// removed), so that the limit is read as a user's shell would give it.
+fn synth_with_limit(args: &[&str], limit: Option<&str>) -> std::process::Output {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_trainer"));
+    c.arg("synth").args(args).env_remove("RUST_BACKTRACE");
+    match limit {
+        Some(l) => c.env(dicyc_trainer::inference::MAX_FORWARD_BYTES_ENV, l),
+        None => c.env_remove(dicyc_trainer::inference::MAX_FORWARD_BYTES_ENV),
+    };
+    c.output().unwrap()
+}
+
+#[test]
+fn synth_refuses_slices_over_its_memory_limit_before_allocating_and_shrinks_batches_to_fit() {
+    use dicyc_trainer::inference::{forward_bytes, MAX_FORWARD_BYTES_ENV};
+    use dicyc_volume::testing::{f32_bytes, gzip, RawNifti};
+    let root: PathBuf = dicyc_volume::testing::scratch_dir("synth", "forward-limit");
+    let run_dir = root.join("run");
+    tiny_run(&run_dir);
+    let config = TrainConfig::small().effective_generator();
+
+    // A 60 KB gzip declaring one 4096 × 4096 slice: under the default limit's volume reader
+    // (64 MiB), but one forward would take gigabytes.
+    let bomb = root.join("bomb.nii.gz");
+    let zeros = f32_bytes(&vec![0.0; 4096 * 4096], false);
+    std::fs::write(
+        &bomb,
+        gzip(&RawNifti::float32([4096, 4096, 1]).file_bytes(&zeros)),
+    )
+    .unwrap();
+    let out = root.join("out-bomb");
+    let o = synth_with_limit(
+        &["--run", s(&run_dir), "--input", s(&bomb), "--out", s(&out)],
+        None,
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    for word in [
+        "bomb.nii.gz",
+        "4096×4096",
+        MAX_FORWARD_BYTES_ENV,
+        "limit of 2.0 GiB",
+    ] {
+        assert!(err.contains(word), "{word:?} missing from: {err}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!out.join("bomb.nii.gz").exists());
+
+    // A limit that holds exactly one 32 × 32 slice: `--batch 8` runs one slice at a time and
+    // gives what an unlimited batch of 8 gives.
+    let a = Anatomy::phantom([32, 32, 5]);
+    let input = root.join("pd");
+    write(
+        &input.join("v.nii.gz"),
+        &simulate_subject(&a, &SimOptions::ixi_like(1, a.dims(), [0.0; 3]), 0).pd,
+    )
+    .unwrap();
+    let one = forward_bytes(&config, (32, 32), 1).to_string();
+    let mut outputs = Vec::new();
+    for (tag, limit) in [("one", Some(one.as_str())), ("default", None)] {
+        let out = root.join(format!("out-{tag}"));
+        let o = synth_with_limit(
+            &[
+                "--run",
+                s(&run_dir),
+                "--input",
+                s(&input),
+                "--out",
+                s(&out),
+                "--batch",
+                "8",
+                "--device",
+                "cpu",
+            ],
+            limit,
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        outputs.push(read_volume(&out.join("v.nii.gz")).unwrap().data);
+    }
+    let diff = (&outputs[0] - &outputs[1])
+        .mapv(f32::abs)
+        .fold(0.0f32, |m, &d| m.max(d));
+    assert!(diff < 1e-4, "batch of 1 vs 8 differ by {diff}");
+
+    // One byte less than a slice needs is refused, and so is a limit that is not a size.
+    let less = (forward_bytes(&config, (32, 32), 1) - 1).to_string();
+    for (limit, words) in [
+        (less.as_str(), &["v.nii.gz", "over the limit"][..]),
+        (
+            "lots",
+            &[MAX_FORWARD_BYTES_ENV, "\"lots\" is not a byte count"][..],
+        ),
+    ] {
+        let out = root.join("out-refused");
+        let o = synth_with_limit(
+            &["--run", s(&run_dir), "--input", s(&input), "--out", s(&out)],
+            Some(limit),
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{limit}: {err}");
+        for word in words {
+            assert!(err.contains(word), "{word:?} missing from: {err}");
+        }
+        assert!(!out.join("v.nii.gz").exists());
+    }
+}

@@ -241,6 +241,16 @@ impl BundleWriter {
     }
 }
 
+/// Whether `name` is one normal path component (so that joined to the bundle's folder it
+/// stays inside it).
+fn is_plain_file_name(name: &str) -> bool {
+    let mut parts = Path::new(name).components();
+    matches!(
+        (parts.next(), parts.next()),
+        (Some(std::path::Component::Normal(_)), None)
+    ) && !name.contains(['/', '\\'])
+}
+
 /// Largest `golden.json` read: an entry is about 200 bytes, so this is some 300,000 slices.
 pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
 
@@ -293,6 +303,15 @@ impl Manifest {
                 ensure!(
                     Self::values(channels, h, w).is_some(),
                     "slice {i} ({:?}) of {channels}x{h}x{w} values is too large to exist",
+                    slice.name
+                );
+            }
+            for file in [&slice.input, &slice.deformed, &slice.undeformed] {
+                ensure!(
+                    is_plain_file_name(file),
+                    "slice {i} ({:?}) names the file {file:?}: a bundle's files are plain \
+                     names inside its folder (no folders, no \"..\", no absolute paths); \
+                     re-export the bundle with `trainer export`",
                     slice.name
                 );
             }

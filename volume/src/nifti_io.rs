@@ -137,7 +137,8 @@ pub fn parse_byte_count(text: &str) -> Result<u64> {
     Ok(bytes)
 }
 
-fn human_bytes(b: u64) -> String {
+/// `b` in binary units for messages: `512 B`, `2.0 GiB`.
+pub fn human_bytes(b: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = b as f64;
     let mut u = 0;

@@ -8,11 +8,13 @@
 //! inference runs on whole slices padded to a multiple of 4 (the generator is fully
 //! convolutional) and is mapped back onto the source grid.
 
+use anyhow::{bail, Result};
 use ndarray::{Array2, Array3, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
 use crate::augment::AugmentOptions;
-use crate::resample::{crop_or_pad, resample_slice, resample_slice_to_shape};
+use crate::nifti_io::{human_bytes, ReadLimits, MAX_VOLUME_BYTES_ENV};
+use crate::resample::{crop_or_pad, resample_slice, resample_slice_to_shape, resampled_shape};
 use crate::volume::Volume;
 
 /// Which voxels the normalisation statistics are taken over.
@@ -142,15 +144,39 @@ pub struct Prepared {
     pub work_spacing: [f32; 2],
 }
 
-/// Normalises and (optionally) resamples a volume's axial slices.
-pub fn prepare(v: &Volume, opts: &PreprocessOptions) -> Prepared {
-    let norm = Normalization::of(&v.data, opts.norm_region, opts.sd_range);
-    let min = v.data.iter().copied().fold(f32::INFINITY, f32::min);
+/// Normalises and (optionally) resamples a volume's axial slices. The resampled volume must
+/// fit the reader's volume limit ([`ReadLimits::from_env`]): a tiny volume with a huge voxel
+/// size would otherwise grow without bound on a fine working grid.
+pub fn prepare(v: &Volume, opts: &PreprocessOptions) -> Result<Prepared> {
     let sp = v.spacing();
     let from = [sp[0], sp[1]];
     let to = opts.spacing.unwrap_or(from);
     let resample = (to[0] - from[0]).abs() > 1e-4 || (to[1] - from[1]).abs() > 1e-4;
     let (nx, ny, nz) = v.dim();
+    if resample {
+        let (ox, oy) = resampled_shape((nx, ny), from, to);
+        let limit = ReadLimits::from_env()?.max_volume_bytes;
+        let bytes = (ox as u64)
+            .saturating_mul(oy as u64)
+            .saturating_mul(nz as u64)
+            .saturating_mul(4);
+        if bytes > limit {
+            bail!(
+                "resampling its {nx}×{ny} axial slices from {:.4}×{:.4} mm to the working \
+                 spacing of {:.4}×{:.4} mm gives {ox}×{oy} voxels a slice, {} in all, over the \
+                 volume limit of {} (check the file's voxel size, pixdim; or set \
+                 {MAX_VOLUME_BYTES_ENV})",
+                from[0],
+                from[1],
+                to[0],
+                to[1],
+                human_bytes(bytes),
+                human_bytes(limit)
+            );
+        }
+    }
+    let norm = Normalization::of(&v.data, opts.norm_region, opts.sd_range);
+    let min = v.data.iter().copied().fold(f32::INFINITY, f32::min);
     let mut slices = Vec::with_capacity(nz);
     let mut foreground = Vec::with_capacity(nz);
     for k in 0..nz {
@@ -163,7 +189,7 @@ pub fn prepare(v: &Volume, opts: &PreprocessOptions) -> Prepared {
         };
         slices.push(s.mapv(|x| norm.forward(x)));
     }
-    Prepared {
+    Ok(Prepared {
         slices,
         norm,
         fill: norm.forward(min),
@@ -171,7 +197,7 @@ pub fn prepare(v: &Volume, opts: &PreprocessOptions) -> Prepared {
         source_shape: (nx, ny),
         source_spacing: from,
         work_spacing: to,
-    }
+    })
 }
 
 /// The shape a slice of shape `(nx, ny)` is padded to for the generator: the next multiples

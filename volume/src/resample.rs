@@ -109,17 +109,29 @@ pub fn bilinear(v: &ArrayView2<'_, f32>, x: f64, y: f64, outside: Outside) -> f3
         as f32
 }
 
+/// The shape [`resample_slice`] gives a `(nx, ny)` slice resampled from spacing `from` to
+/// `to` (mm): the same extent, at least one pixel a side.
+pub fn resampled_shape((nx, ny): (usize, usize), from: [f32; 2], to: [f32; 2]) -> (usize, usize) {
+    let side = |n: usize, f: f32, t: f32| {
+        let v = (n as f64 * f64::from(f) / f64::from(t)).round();
+        // `as` saturates (and maps NaN to 0): a huge ratio gives usize::MAX, which the
+        // caller's size check refuses.
+        (v as usize).max(1)
+    };
+    (side(nx, from[0], to[0]), side(ny, from[1], to[1]))
+}
+
 /// Resamples a 2D slice with spacing `from` (mm) to spacing `to`, keeping the field of view's
 /// centre: returns the new slice. Anti-aliased by a box pre-filter when downsampling.
 pub fn resample_slice(s: &ArrayView2<'_, f32>, from: [f32; 2], to: [f32; 2]) -> Array2<f32> {
     let (nx, ny) = s.dim();
-    let ox = ((nx as f64 * f64::from(from[0]) / f64::from(to[0])).round() as usize).max(1);
-    let oy = ((ny as f64 * f64::from(from[1]) / f64::from(to[1])).round() as usize).max(1);
+    let (ox, oy) = resampled_shape((nx, ny), from, to);
     let rx = f64::from(to[0]) / f64::from(from[0]); // input pixels per output pixel
     let ry = f64::from(to[1]) / f64::from(from[1]);
-    // Box pre-filter when shrinking: average k×k input taps spread over one output pixel.
-    let kx = rx.ceil().max(1.0) as usize;
-    let ky = ry.ceil().max(1.0) as usize;
+    // Box pre-filter when shrinking: average k×k input taps spread over one output pixel
+    // (never more taps than the slice has pixels, however extreme the ratio).
+    let kx = (rx.ceil().max(1.0) as usize).min(nx.max(1));
+    let ky = (ry.ceil().max(1.0) as usize).min(ny.max(1));
     let cx = (nx as f64 - 1.0) / 2.0;
     let cy = (ny as f64 - 1.0) / 2.0;
     let ocx = (ox as f64 - 1.0) / 2.0;

@@ -252,7 +252,8 @@ fn prepare_then_restore_returns_source_units_on_the_source_grid() {
             sd_range: 10.0,
             ..Default::default()
         },
-    );
+    )
+    .unwrap();
     let back = restore(&p.slices, &p, &p.norm);
     let err = (&back - &v.data)
         .mapv(f32::abs)
@@ -266,10 +267,47 @@ fn prepare_then_restore_returns_source_units_on_the_source_grid() {
             spacing: Some([1.0, 1.0]),
             ..Default::default()
         },
-    );
+    )
+    .unwrap();
     assert_eq!(p.slices[0].dim(), (40, 48));
     let back = restore(&p.slices, &p, &p.norm);
     assert_eq!(back.dim(), v.dim());
     assert!((back[[10, 12, 2]] - v.data[[10, 12, 2]]).abs() < 1.0);
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// A tiny volume whose header claims huge voxels would grow without bound on a fine working
+/// grid (2 × 2 voxels of 100 m are 200 000² voxels at 1 mm): `prepare` refuses it against the
+/// volume limit before resampling, naming both spacings and what to check.
+#[test]
+fn prepare_refuses_a_resampling_that_would_exceed_the_volume_limit() {
+    use dicyc_volume::testing::{f32_bytes, RawNifti};
+    let d = tmpdir("resample-bomb");
+    let path = d.join("huge-voxels.nii");
+    let mut raw = RawNifti::float32([2, 2, 1]);
+    raw.pixdim[1] = 1e5;
+    raw.pixdim[2] = 1e5;
+    std::fs::write(
+        &path,
+        raw.file_bytes(&f32_bytes(&[1.0, 2.0, 3.0, 4.0], false)),
+    )
+    .unwrap();
+    let v = read_volume(&path).unwrap();
+    let opts = PreprocessOptions {
+        spacing: Some([1.0, 1.0]),
+        ..Default::default()
+    };
+    let err = format!("{:#}", prepare(&v, &opts).unwrap_err());
+    for word in [
+        "200000×200000",
+        "volume limit",
+        "pixdim",
+        "DICYC_MAX_VOLUME_BYTES",
+    ] {
+        assert!(err.contains(word), "{word:?} missing from: {err}");
+    }
+    // The same volume at its own spacing is prepared as it is.
+    let p = prepare(&v, &PreprocessOptions::default()).unwrap();
+    assert_eq!(p.slices[0].dim(), (2, 2));
     std::fs::remove_dir_all(&d).unwrap();
 }

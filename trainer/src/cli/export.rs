@@ -21,7 +21,7 @@ use crate::data::preprocess::{pad_to_multiple_of_4, prepare, PreprocessOptions};
 use crate::data::sampling::DataStats;
 use crate::device::DeviceChoice;
 use crate::export::{core_config, quantize_generator, tensor_values, TensorQuantization};
-use crate::inference::{latest_checkpoint, load_generator, Direction};
+use crate::inference::{batch_that_fits, latest_checkpoint, load_generator, Direction};
 use crate::model::generator::Pass;
 use crate::train::config::DataConfig;
 use crate::train::TrainConfig;
@@ -263,7 +263,8 @@ fn golden_inputs(source: &Path, opts: &PreprocessOptions, n: usize) -> Result<Go
     let mut candidates = Vec::new();
     for path in list_volumes(source)? {
         let volume = read_volume(&path)?;
-        let prepared = prepare(&volume, opts);
+        let prepared =
+            prepare(&volume, opts).with_context(|| format!("preparing {}", path.display()))?;
         let name = path.file_name().map_or_else(
             || path.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
@@ -381,6 +382,10 @@ pub fn run(a: &ExportArgs) -> Result<()> {
             .write(&norm)
             .with_context(|| format!("exporting g_{tag} of {}", checkpoint.display()))?;
         let golden = read_golden_inputs(a, &train_config.data, direction, tag, &opts)?;
+        for (name, slice) in golden.iter().flatten() {
+            batch_that_fits(loaded.generator.config(), slice.dim(), 1)
+                .with_context(|| format!("golden input {name} of g_{tag}"))?;
+        }
         exported.push((direction, tag, loaded, config, file, golden));
     }
     // Everything is written into a staging folder and moved into place at the end, the report

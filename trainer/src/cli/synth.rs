@@ -17,7 +17,7 @@ use crate::data::nifti_io::{is_nifti_path, list_volumes, read_volume, write_volu
 use crate::data::preprocess::PreprocessOptions;
 use crate::data::sampling::DataStats;
 use crate::device::DeviceChoice;
-use crate::inference::{latest_checkpoint, load_generator, Direction};
+use crate::inference::{ensure_forward_fits, latest_checkpoint, load_generator, Direction};
 use crate::model::generator::Pass;
 
 /// `trainer synth` arguments.
@@ -133,6 +133,7 @@ fn run_weights(a: &SynthArgs, weights: &Path, inputs: &[PathBuf]) -> Result<()> 
         let v = read_volume(path)?;
         let (data, _) = synthesize_slices(&v, file.normalization(), |_, input, h, w, output| {
             let need = scratch_for_slice(&config, h, w)?;
+            ensure_forward_fits((h, w), need as u64)?;
             if scratch.len() < need {
                 scratch.resize(need, 0);
             }

@@ -33,7 +33,7 @@ impl DomainSlices {
         let mut out = DomainSlices::default();
         for f in files {
             let v = read_volume(&f)?;
-            let p = prepare(&v, opts);
+            let p = prepare(&v, opts).with_context(|| format!("preparing {}", f.display()))?;
             for (s, fg) in p.slices.into_iter().zip(&p.foreground) {
                 if *fg >= opts.min_foreground {
                     out.slices.push((s, p.fill));
