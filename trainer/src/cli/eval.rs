@@ -159,7 +159,9 @@ fn evaluate_and_report(a: &EvalArgs, specs: Vec<DirectionSpec>, t0: Instant) -> 
         let (r, ex) = evaluate(&spec, a.examples, Some(&pb))?;
         pb.finish_and_clear();
         results.push(r);
-        examples.extend(ex);
+        // The figure's labels are ASCII.
+        let direction = spec.name.replace('→', "->");
+        examples.extend(ex.into_iter().map(|e| (direction.clone(), e)));
     }
     let md = markdown(&results, a.title.as_deref());
     println!("{md}");
@@ -170,10 +172,13 @@ fn evaluate_and_report(a: &EvalArgs, specs: Vec<DirectionSpec>, t0: Instant) -> 
     write("results.json", &serde_json::to_string_pretty(&results)?)?;
     let rows: Vec<FigureRow<'_>> = examples
         .iter()
-        .map(|(s, p, t)| FigureRow {
-            source: s.as_ref().map(|s| s.view()),
-            synth: p.view(),
-            truth: t.view(),
+        .map(|(direction, e)| FigureRow {
+            source: e.source.as_ref().map(|s| s.view()),
+            synth: e.synth.view(),
+            truth: e.truth.view(),
+            direction,
+            subject: &e.subject,
+            slice: e.slice,
         })
         .collect();
     if !rows.is_empty() {

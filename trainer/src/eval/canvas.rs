@@ -30,6 +30,11 @@ impl TextSize {
             TextSize::Large => (9, 15),
         }
     }
+
+    /// Width of `text` in pixels (the font is monospaced).
+    pub fn width(self, text: &str) -> u32 {
+        text.chars().count() as u32 * self.cell().0
+    }
 }
 
 /// A figure being drawn.
@@ -99,6 +104,12 @@ impl Canvas {
         };
         let _ = Text::with_baseline(text, Point::new(x as i32, y as i32), style, Baseline::Top)
             .draw(self);
+    }
+
+    /// Writes `text` horizontally centred on `cx`, its top at `y`.
+    pub fn text_centred(&mut self, cx: u32, y: u32, text: &str, size: TextSize, colour: [u8; 3]) {
+        let x = cx.saturating_sub(size.width(text) / 2);
+        self.text(x, y, text, size, colour);
     }
 
     /// Draws a slice as a grey tile at `(x0, y0)`, `zoom` pixels per voxel, values windowed to
@@ -179,6 +190,162 @@ impl Canvas {
     }
 }
 
+const MARGIN: u32 = 12;
+const GAP: u32 = 6;
+/// Extra space between row groups ([`Grid::breaks`]).
+const GROUP_GAP: u32 = 12;
+const LINE_GAP: u32 = 3;
+/// Figure background, text and secondary-text colours of [`Grid`].
+const GRID_BACKGROUND: [u8; 3] = [24, 24, 24];
+const GRID_TEXT: [u8; 3] = [235, 235, 235];
+const GRID_NOTE: [u8; 3] = [170, 170, 170];
+
+/// A figure of tiles in rows and columns that names what it shows: a title, a header over
+/// every column, a label left of every row and notes underneath, so that a reader needs no
+/// documentation to read it. Every text is a list of lines separated by `\n`; the first
+/// line of a row label is drawn large, the rest small.
+#[derive(Clone, Debug, Default)]
+pub struct Grid {
+    /// One line above everything.
+    pub title: String,
+    /// One header per column.
+    pub columns: Vec<String>,
+    /// One label per row.
+    pub rows: Vec<String>,
+    /// The largest tile, in pixels (width, height).
+    pub tile: (u32, u32),
+    /// Small grey lines under the grid (how the tiles are windowed, orientation).
+    pub notes: Vec<String>,
+    /// Row indices that start a new group: a wider gap above them.
+    pub breaks: Vec<usize>,
+}
+
+/// A [`Grid`] drawn: its canvas, labels in place, and where the tiles go.
+pub struct PlacedGrid {
+    /// The figure; draw the tiles onto it at [`PlacedGrid::origin`].
+    pub canvas: Canvas,
+    columns: Vec<u32>,
+    rows: Vec<u32>,
+    column_width: u32,
+}
+
+impl PlacedGrid {
+    /// The top-left corner for a `width`-pixel-wide tile in row `row`, column `col`
+    /// (centred in its column).
+    pub fn origin(&self, row: usize, col: usize, width: u32) -> (u32, u32) {
+        (
+            self.columns[col] + self.column_width.saturating_sub(width) / 2,
+            self.rows[row],
+        )
+    }
+}
+
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    text.split('\n')
+}
+
+fn line_height(size: TextSize) -> u32 {
+    size.cell().1 + LINE_GAP
+}
+
+impl Grid {
+    /// Lays the grid out and draws its texts on a new canvas; the tile cells stay background.
+    pub fn draw(&self) -> PlacedGrid {
+        let large = TextSize::Large;
+        let small = TextSize::Small;
+        let header_lines = self
+            .columns
+            .iter()
+            .map(|c| lines(c).count())
+            .max()
+            .unwrap_or(0);
+        let column_width = self
+            .columns
+            .iter()
+            .flat_map(|c| lines(c))
+            .map(|l| large.width(l) + 2 * GAP)
+            .fold(self.tile.0, u32::max);
+        let label_size = |i: usize| if i == 0 { large } else { small };
+        let label_height = |label: &str| -> u32 {
+            lines(label)
+                .enumerate()
+                .map(|(i, _)| line_height(label_size(i)))
+                .sum()
+        };
+        let label_width = self
+            .rows
+            .iter()
+            .flat_map(|r| lines(r).enumerate().map(|(i, l)| label_size(i).width(l)))
+            .max()
+            .map_or(0, |w| w + 2 * GAP);
+        let row_height = self
+            .rows
+            .iter()
+            .map(|r| label_height(r))
+            .fold(self.tile.1, u32::max);
+        let title_height = line_height(large) + 2 * GAP;
+        let header_top = MARGIN + title_height;
+        let grid_top = header_top + header_lines as u32 * line_height(large) + GAP;
+        let mut rows = Vec::with_capacity(self.rows.len());
+        let mut y = grid_top;
+        for r in 0..self.rows.len() {
+            if r > 0 {
+                y += GAP
+                    + if self.breaks.contains(&r) {
+                        GROUP_GAP
+                    } else {
+                        0
+                    };
+            }
+            rows.push(y);
+            y += row_height;
+        }
+        let notes_top = y + 2 * GAP;
+        let height = notes_top + self.notes.len() as u32 * line_height(small) + MARGIN;
+        let left = MARGIN + label_width;
+        let columns: Vec<u32> = (0..self.columns.len() as u32)
+            .map(|c| left + c * (column_width + GAP))
+            .collect();
+        let grid_right =
+            left + (self.columns.len() as u32 * (column_width + GAP)).saturating_sub(GAP);
+        let width = std::iter::once(large.width(&self.title))
+            .chain(self.notes.iter().map(|n| small.width(n)))
+            .map(|w| MARGIN + w)
+            .fold(grid_right, u32::max)
+            + MARGIN;
+
+        let mut canvas = Canvas::new(width, height, GRID_BACKGROUND);
+        canvas.text(MARGIN, MARGIN, &self.title, large, GRID_TEXT);
+        for (c, header) in self.columns.iter().enumerate() {
+            let cx = columns[c] + column_width / 2;
+            // Headers sit on the grid: a one-line header is on the line next to the tiles.
+            let first = header_lines - lines(header).count();
+            for (i, l) in lines(header).enumerate() {
+                let y = header_top + (first + i) as u32 * line_height(large);
+                canvas.text_centred(cx, y, l, large, GRID_TEXT);
+            }
+        }
+        for (r, label) in self.rows.iter().enumerate() {
+            let mut y = rows[r] + (row_height - label_height(label)) / 2;
+            for (i, l) in lines(label).enumerate() {
+                let colour = if i == 0 { GRID_TEXT } else { GRID_NOTE };
+                canvas.text(MARGIN, y, l, label_size(i), colour);
+                y += line_height(label_size(i));
+            }
+        }
+        for (i, note) in self.notes.iter().enumerate() {
+            let y = notes_top + i as u32 * line_height(small);
+            canvas.text(MARGIN, y, note, small, GRID_NOTE);
+        }
+        PlacedGrid {
+            canvas,
+            columns,
+            rows,
+            column_width,
+        }
+    }
+}
+
 /// Encodes `image` as PNG and writes it whole or not at all
 /// ([`dicyc_volume::atomic::write_atomic`]), creating its folder.
 pub fn save_png<P, C>(image: &ImageBuffer<P, C>, path: &Path) -> Result<()>
@@ -197,4 +364,27 @@ where
         .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
         .with_context(|| format!("encoding figure {}", path.display()))?;
     dicyc_volume::atomic::write_atomic(path, &png)
+}
+
+/// Pixel counts for tests of figures drawn on a [`Grid`].
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::GRID_BACKGROUND;
+    use image::RgbImage;
+
+    /// How many pixels of `img` in `[x0, x1) × [y0, y1)` are not the background.
+    pub fn lit(img: &RgbImage, (x0, x1): (u32, u32), (y0, y1): (u32, u32)) -> usize {
+        (y0..y1)
+            .flat_map(|y| (x0..x1).map(move |x| (x, y)))
+            .filter(|&(x, y)| img.get_pixel(x, y).0 != GRID_BACKGROUND)
+            .count()
+    }
+
+    /// The first scan line with more than `min` lit pixels: the top of the first tile row
+    /// when `min` exceeds what a line of text lights.
+    pub fn first_tile_row(img: &RgbImage, min: usize) -> u32 {
+        (0..img.height())
+            .find(|&y| lit(img, (0, img.width()), (y, y + 1)) > min)
+            .expect("no tile row")
+    }
 }

@@ -1,49 +1,22 @@
-//! PNG figures of example slices, like the paper's Fig. 4: one row per example,
-//! columns source | synthesized | ground truth | |difference|.
+//! PNG figures of example slices, like the paper's Fig. 4: one row per example (labelled
+//! with its direction, subject and slice), columns source | synthesized | ground truth |
+//! |difference| under their headers, drawn on a [`Grid`].
 //!
 //! The source tile is windowed to its own 1st–99th percentile, the synthesized and truth tiles
-//! to the truth's; the difference tile shows
-//! |synthesized − truth| on the truth's window width (black = 0). Slices are drawn with the
-//! first voxel axis (x) to the right and the second (y, anterior in RAS data) up. No text is
-//! drawn (the bitmap backend has no fonts here): the column order is fixed and documented.
+//! to the truth's; the difference tile shows |synthesized − truth| on the truth's window width
+//! (black = 0). Slices are drawn with the first voxel axis (x) to the right and the second
+//! (y, anterior in RAS data) up. The figure's notes say so, so that it reads on its own.
 
 use std::path::Path;
 
 use anyhow::Result;
-use image::{GrayImage, Luma};
 use ndarray::ArrayView2;
 
-use super::canvas::{percentile_window, save_png};
-
-fn draw(
-    img: &mut GrayImage,
-    v: &ArrayView2<'_, f32>,
-    lo: f32,
-    hi: f32,
-    x0: u32,
-    y0: u32,
-    zoom: u32,
-) {
-    let (nx, ny) = v.dim();
-    for i in 0..nx {
-        for j in 0..ny {
-            let t = ((v[[i, j]] - lo) / (hi - lo)).clamp(0.0, 1.0);
-            let g = (t * 255.0).round() as u8;
-            for a in 0..zoom {
-                for b in 0..zoom {
-                    let px = x0 + i as u32 * zoom + a;
-                    let py = y0 + (ny - 1 - j) as u32 * zoom + b;
-                    if px < img.width() && py < img.height() {
-                        img.put_pixel(px, py, Luma([g]));
-                    }
-                }
-            }
-        }
-    }
-}
+use super::canvas::{percentile_window, Grid};
 
 /// One figure row: the same axial slice of source, synthesized and ground truth (all the
-/// same size; the source may be `None` when unavailable: its tile stays black).
+/// same size; the source may be `None` when unavailable: its tile stays background), and
+/// what the row label names.
 #[derive(Debug, Clone)]
 pub struct FigureRow<'a> {
     /// Source slice.
@@ -52,32 +25,104 @@ pub struct FigureRow<'a> {
     pub synth: ArrayView2<'a, f32>,
     /// Ground-truth slice.
     pub truth: ArrayView2<'a, f32>,
+    /// The direction, e.g. `pd->t2` (ASCII: the label font draws other characters as `?`).
+    pub direction: &'a str,
+    /// The subject: the volume's file stem.
+    pub subject: &'a str,
+    /// The axial slice index (third voxel axis).
+    pub slice: usize,
 }
 
-/// Writes the figure (rows × 4 tiles, 2× zoom, 4-pixel gaps) to `path` atomically.
+/// The column headers, left to right.
+pub const COLUMNS: [&str; 4] = ["source", "synthesized", "ground truth", "|difference|"];
+
+/// Writes the figure (rows × 4 tiles, at least 2× zoom, row and column labels) to `path`
+/// atomically.
 pub fn write_figure(path: &Path, rows: &[FigureRow<'_>]) -> Result<()> {
-    let zoom = 2u32;
-    let gap = 4u32;
-    let (tw, th) = rows.iter().fold((0usize, 0usize), |(w, h), r| {
+    let (nx, ny) = rows.iter().fold((0usize, 0usize), |(w, h), r| {
         (w.max(r.truth.dim().0), h.max(r.truth.dim().1))
     });
-    let (tw, th) = (tw as u32 * zoom, th as u32 * zoom);
-    let width = 4 * tw + 5 * gap;
-    let height = rows.len().max(1) as u32 * (th + gap) + gap;
-    let mut img = GrayImage::from_pixel(width, height, Luma([32]));
+    // Small slices are enlarged until the smaller side spans at least 128 pixels.
+    let zoom = (128 / nx.min(ny).max(1) as u32).max(2);
+    let grid = Grid {
+        title: "Example slices: synthesized against ground truth".to_string(),
+        columns: COLUMNS.iter().map(|c| c.to_string()).collect(),
+        rows: rows
+            .iter()
+            .map(|r| format!("{}\n{}\nslice {}", r.direction, r.subject, r.slice))
+            .collect(),
+        tile: (nx as u32 * zoom, ny as u32 * zoom),
+        notes: vec![
+            "source: its own 1-99 % window; synthesized and ground truth: the truth's 1-99 % window".to_string(),
+            "|difference|: |synthesized - ground truth| on the same window width, black = 0".to_string(),
+            format!("axial slices, {zoom} pixels per voxel; x to the right, y (anterior) up"),
+        ],
+        breaks: (1..rows.len())
+            .filter(|&r| rows[r].direction != rows[r - 1].direction)
+            .collect(),
+    };
+    let mut placed = grid.draw();
     for (r, row) in rows.iter().enumerate() {
-        let y0 = gap + r as u32 * (th + gap);
+        let width = row.truth.dim().0 as u32 * zoom;
+        let at: Vec<(u32, u32)> = (0..4).map(|c| placed.origin(r, c, width)).collect();
         let (lo, hi) = percentile_window(&row.truth);
-        let x = |c: u32| gap + c * (tw + gap);
+        let diff = (&row.synth - &row.truth).mapv(f32::abs);
         if let Some(s) = &row.source {
-            let (slo, shi) = percentile_window(s);
-            draw(&mut img, s, slo, shi, x(0), y0, zoom);
+            placed
+                .canvas
+                .tile(s, percentile_window(s), at[0].0, at[0].1, zoom);
         }
         // The synthesized image shares the truth's window: intensity errors stay visible.
-        draw(&mut img, &row.synth, lo, hi, x(1), y0, zoom);
-        draw(&mut img, &row.truth, lo, hi, x(2), y0, zoom);
-        let diff = (&row.synth - &row.truth).mapv(f32::abs);
-        draw(&mut img, &diff.view(), 0.0, hi - lo, x(3), y0, zoom);
+        let tiles = [
+            (row.synth.view(), (lo, hi)),
+            (row.truth.view(), (lo, hi)),
+            (diff.view(), (0.0, hi - lo)),
+        ];
+        for (c, (v, window)) in tiles.into_iter().enumerate() {
+            placed
+                .canvas
+                .tile(&v, window, at[c + 1].0, at[c + 1].1, zoom);
+        }
     }
-    save_png(&img, path)
+    placed.canvas.save(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::canvas::testing::{first_tile_row, lit};
+    use ndarray::Array2;
+
+    #[test]
+    fn figure_has_headers_row_labels_and_tiles() {
+        let dir = std::env::temp_dir().join(format!("dicyc-figure-{}", std::process::id()));
+        let truth = Array2::from_shape_fn((40, 30), |(i, j)| (i + j) as f32);
+        let synth = truth.mapv(|v| v + 1.0);
+        let rows: Vec<FigureRow<'_>> = ["pd->t2", "t2->pd"]
+            .iter()
+            .map(|d| FigureRow {
+                source: Some(truth.view()),
+                synth: synth.view(),
+                truth: truth.view(),
+                direction: d,
+                subject: "subject-07",
+                slice: 12,
+            })
+            .collect();
+        let path = dir.join("examples.png");
+        write_figure(&path, &rows).unwrap();
+        let img = image::open(&path).unwrap().to_rgb8();
+        // 30 voxels × zoom 4 = 120 pixels high per row, 40 × 4 = 160 wide per tile.
+        assert!(img.width() > 4 * 160, "{}", img.width());
+        assert!(img.height() > 2 * 120, "{}", img.height());
+        let w = img.width();
+        // The first tile row: four lit tiles (640 pixels) where text lights far fewer.
+        let top = first_tile_row(&img, 500);
+        // Title and header band above it.
+        assert!(lit(&img, (0, w), (0, 20)) > 100, "title");
+        assert!(lit(&img, (0, w), (top - 20, top - 2)) > 100, "headers");
+        // Row labels left of the tiles (the label column is 72 pixels wide after the margin).
+        assert!(lit(&img, (0, 80), (top, top + 120)) > 50, "row labels");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

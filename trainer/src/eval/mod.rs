@@ -57,12 +57,20 @@ fn best_slice(v: &Array3<f32>) -> usize {
         .unwrap_or(0)
 }
 
-/// Example slices kept for the figure: (source, synth, truth) of one volume's best slice.
-pub type Example = (
-    Option<ndarray::Array2<f32>>,
-    ndarray::Array2<f32>,
-    ndarray::Array2<f32>,
-);
+/// Example slices kept for the figure: one volume's best slice.
+#[derive(Debug, Clone)]
+pub struct Example {
+    /// The volume's file stem.
+    pub subject: String,
+    /// The axial slice index.
+    pub slice: usize,
+    /// The source's slice, when the source is given and on the same grid.
+    pub source: Option<ndarray::Array2<f32>>,
+    /// The synthesized slice.
+    pub synth: ndarray::Array2<f32>,
+    /// The ground truth's slice.
+    pub truth: ndarray::Array2<f32>,
+}
 
 /// Evaluates one direction: every ground truth must have a prediction of the same name and
 /// shape. Returns the results and up to `examples` example slices.
@@ -147,11 +155,13 @@ pub fn evaluate(
                 }
                 None => None,
             };
-            ex.push((
-                src,
-                pred.data.index_axis(Axis(2), k).to_owned(),
-                truth.data.index_axis(Axis(2), k).to_owned(),
-            ));
+            ex.push(Example {
+                subject: name.clone(),
+                slice: k,
+                source: src,
+                synth: pred.data.index_axis(Axis(2), k).to_owned(),
+                truth: truth.data.index_axis(Axis(2), k).to_owned(),
+            });
         }
         vols.push((name.clone(), m));
         if let Some(pb) = progress {
