@@ -387,4 +387,16 @@ pub(crate) mod testing {
             .find(|&y| lit(img, (0, img.width()), (y, y + 1)) > min)
             .expect("no tile row")
     }
+
+    /// Asserts that a grid figure has text where its title, its column headers (the line
+    /// right above the first tile row, found as in [`first_tile_row`] with `tile_row_min`)
+    /// and its first row label (within `label_width` of the left edge, `row_height` high)
+    /// go.
+    pub fn assert_labelled(img: &RgbImage, tile_row_min: usize, label_width: u32, row_height: u32) {
+        let (w, top) = (img.width(), first_tile_row(img, tile_row_min));
+        assert!(lit(img, (0, w), (0, 20)) > 100, "title");
+        assert!(lit(img, (0, w), (top - 18, top - 2)) > 100, "headers");
+        let labels = lit(img, (0, label_width), (top, top + row_height));
+        assert!(labels > 50, "row label: {labels} pixels");
+    }
 }

@@ -90,7 +90,7 @@ pub fn write_figure(path: &Path, rows: &[FigureRow<'_>]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::canvas::testing::{first_tile_row, lit};
+    use crate::eval::canvas::testing::assert_labelled;
     use ndarray::Array2;
 
     #[test]
@@ -115,14 +115,9 @@ mod tests {
         // 30 voxels × zoom 4 = 120 pixels high per row, 40 × 4 = 160 wide per tile.
         assert!(img.width() > 4 * 160, "{}", img.width());
         assert!(img.height() > 2 * 120, "{}", img.height());
-        let w = img.width();
-        // The first tile row: four lit tiles (640 pixels) where text lights far fewer.
-        let top = first_tile_row(&img, 500);
-        // Title and header band above it.
-        assert!(lit(&img, (0, w), (0, 20)) > 100, "title");
-        assert!(lit(&img, (0, w), (top - 20, top - 2)) > 100, "headers");
-        // Row labels left of the tiles (the label column is 72 pixels wide after the margin).
-        assert!(lit(&img, (0, 80), (top, top + 120)) > 50, "row labels");
+        // Four lit tiles (640 pixels) mark the first tile row; the row label column is 72
+        // pixels wide after the 12-pixel margin.
+        assert_labelled(&img, 500, 80, 120);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

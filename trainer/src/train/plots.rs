@@ -636,7 +636,7 @@ pub fn sample_grid(path: &Path, rows: &[[Tensor; 4]]) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::canvas::testing::{first_tile_row, lit};
+    use crate::eval::canvas::testing::assert_labelled;
 
     fn temp(name: &str) -> std::path::PathBuf {
         std::env::temp_dir().join(format!("dicyc-plots-{name}-{}", std::process::id()))
@@ -739,14 +739,9 @@ mod tests {
         let img = image::open(&path).unwrap().to_rgb8();
         // 32 pixels × zoom 4: four 128-pixel columns (wider when a header is), four rows.
         assert!(img.width() >= 4 * 128 && img.height() >= 4 * 128);
-        let w = img.width();
-        // The first tile row: four lit 128-pixel tiles where text lights far fewer.
-        let top = first_tile_row(&img, 400);
-        // Title, then two lines of headers: text above the tiles.
-        assert!(lit(&img, (0, w), (0, 28)) > 100, "title");
-        assert!(lit(&img, (0, w), (top - 18, top - 2)) > 100, "headers");
-        // Row labels ("A -> B", "sample 1") left of the tiles, in the margin band.
-        assert!(lit(&img, (0, 60), (top, top + 128)) > 50, "row labels");
+        // Four lit 128-pixel tiles mark the first tile row; the row labels ("A -> B",
+        // "sample 1") lie in the 60 pixels left of the tiles.
+        assert_labelled(&img, 400, 60, 128);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
