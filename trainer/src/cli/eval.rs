@@ -11,6 +11,7 @@ use dicyc_volume::atomic::write_atomic;
 use crate::eval::figure::{write_figure, FigureRow};
 use crate::eval::table::markdown;
 use crate::eval::{evaluate, DirectionSpec};
+use crate::train::run_page;
 
 /// `trainer eval` arguments. Either a model on a dataset (`--run RUN --data DIR`: both
 /// directions of `DIR/test` are synthesized into `<out>/synth/` and evaluated), or folders
@@ -18,7 +19,8 @@ use crate::eval::{evaluate, DirectionSpec};
 /// `--source` and `--mask` are optional, once per direction when given.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// A run directory to evaluate (with --data): synthesizes, then evaluates both directions.
+    /// A run directory to evaluate (with --data): synthesizes, then evaluates both directions,
+    /// and shows the results on the run's page (index.html; recorded in its evals.json).
     #[arg(long, requires = "data", conflicts_with_all = ["names", "preds", "truths"])]
     pub run: Option<PathBuf>,
     /// Dataset with `test/<a>`, `test/<b>` and optionally `test/gt-<a|b>`, `test/mask`,
@@ -114,7 +116,13 @@ pub fn run(a: &EvalArgs) -> Result<()> {
     let t0 = Instant::now();
     if let Some(run) = &a.run {
         let specs = model_specs(a, run)?;
-        return evaluate_and_report(a, specs, t0);
+        evaluate_and_report(a, specs, t0)?;
+        // The run's page shows this evaluation (evals.json records where it went).
+        let data = a.data.as_deref().unwrap_or(std::path::Path::new("?"));
+        let pass = format!("{:?}", a.pass).to_lowercase();
+        let page = run_page::add_eval(run, &a.out, a.checkpoint.as_deref(), data, &pass)?;
+        eprintln!("updated the run page {}", page.display());
+        return Ok(());
     }
     let n = a.names.len();
     if n == 0 {

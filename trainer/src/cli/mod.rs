@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 pub mod data;
 pub mod eval;
 pub mod export;
+pub mod page;
 pub mod smoke;
 pub mod study;
 pub mod synth;
@@ -39,6 +40,9 @@ pub enum Command {
     /// The paper's experiment grid (variants × settings × seeds), resumable and parallel,
     /// with the results page.
     Study(study::StudyArgs),
+    /// Rebuild a run directory's page (index.html) from its files; `trainer train` and
+    /// `trainer eval --run` keep it up to date on their own.
+    Page(page::PageArgs),
 }
 
 impl Cli {
@@ -57,6 +61,7 @@ impl Cli {
             Command::Synth(args) => synth::run(&args),
             Command::Export(args) => export::run(&args),
             Command::Study(args) => study::run(&args),
+            Command::Page(args) => page::run(&args),
         }
     }
 }

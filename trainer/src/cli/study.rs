@@ -17,11 +17,12 @@ use crate::cli::data::{self as data_cli, DataArgs, DataCommand, DeformArgs, Simu
 use crate::study::cell::{cell_dir, is_done, run_cell, TAKEN_FROM};
 use crate::study::evaluate::{copy_baseline, EvalRecord};
 use crate::study::figure::{write_fig4, write_ssim_plot};
-use crate::study::page::{best_variant, render, splice_headline, FIG4, FIGDIR, SSIM_PLOT};
+use crate::study::page::{best_variant, render, splice_headline, FIG4, FIGDIR, INDEX, SSIM_PLOT};
 use crate::study::plan::{
     cell_config, data_dir, default_variants, variant, Cell, Scale, ScaleSpec, Setting, StudyPlan,
     VARIANTS,
 };
+use crate::train::html::relative_path;
 use dicyc_volume::atomic::write_atomic;
 
 /// `trainer study` arguments.
@@ -531,8 +532,9 @@ fn write_pages(dir: &Path, plan: &StudyPlan, outputs: &Outputs) -> Result<()> {
         r.page.replace(FIGDIR, ".").as_bytes(),
     )?;
     write_atomic(&dir.join("results.json"), r.json.as_bytes())?;
+    write_atomic(&dir.join(INDEX), r.index.as_bytes())?;
     if let Some(p) = &outputs.page {
-        let rel = relative_to(dir, p.parent().unwrap_or(Path::new(".")));
+        let rel = relative_path(dir, p.parent().unwrap_or(Path::new(".")));
         write_atomic(p, r.page.replace(FIGDIR, &rel).as_bytes())?;
     }
     if let Some(readme) = &outputs.readme {
@@ -548,26 +550,6 @@ fn write_pages(dir: &Path, plan: &StudyPlan, outputs: &Outputs) -> Result<()> {
 fn write_page_quietly(dir: &Path, plan: &StudyPlan, outputs: &Outputs) {
     if let Err(err) = write_pages(dir, plan, outputs) {
         eprintln!("  (the page could not be rebuilt yet: {err:#})");
-    }
-}
-
-/// `target` as a path relative to the folder `from` (both made absolute first), with `/`.
-fn relative_to(target: &Path, from: &Path) -> String {
-    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    let (t, f) = (abs(target), abs(from));
-    let tc: Vec<_> = t.components().collect();
-    let fc: Vec<_> = f.components().collect();
-    let common = tc.iter().zip(&fc).take_while(|(a, b)| a == b).count();
-    let mut parts: Vec<String> = std::iter::repeat_n("..".to_string(), fc.len() - common).collect();
-    parts.extend(
-        tc[common..]
-            .iter()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
-    );
-    if parts.is_empty() {
-        ".".into()
-    } else {
-        parts.join("/")
     }
 }
 

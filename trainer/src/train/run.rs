@@ -20,6 +20,7 @@ use super::models::{params_of, Models};
 use super::plots;
 use super::pool::ImagePool;
 use super::run_dir::{RunDir, StepLosses};
+use super::run_page;
 use super::schedule::{Schedule, Stage};
 use crate::loss::lsgan_discriminator;
 use crate::model::Pass;
@@ -405,6 +406,8 @@ impl Trainer {
             last: None,
             checkpoint: None,
         };
+        // The run's page, rebuilt from the files at every checkpoint and at the end.
+        run_page::write_or_warn(run_dir.path());
         let mut saved_at = None;
         let mut plotted_at = None;
         let plot_every = self.config.output.plot_every;
@@ -452,7 +455,7 @@ impl Trainer {
                 bar.inc(1);
                 let every = self.config.output.checkpoint_every;
                 if every > 0 && self.state.global_step % every == 0 {
-                    self.checkpoint(&checkpoints, &mut summary)?;
+                    self.checkpoint(&checkpoints, &mut summary, run_dir.path())?;
                     saved_at = Some(self.state.global_step);
                 }
             }
@@ -484,7 +487,7 @@ impl Trainer {
                 self.write_plots(run_dir.path(), &name, &samples, &history)?;
                 plotted_at = Some(self.state.global_step);
             }
-            self.checkpoint(&checkpoints, &mut summary)?;
+            self.checkpoint(&checkpoints, &mut summary, run_dir.path())?;
             saved_at = Some(self.state.global_step);
         }
         // A stop at `max_steps` (mid-epoch, or at an epoch end not due for plots) still
@@ -495,24 +498,28 @@ impl Trainer {
             self.write_plots(run_dir.path(), &name, &samples, &history)?;
         }
         if saved_at != Some(self.state.global_step) {
-            self.checkpoint(&checkpoints, &mut summary)?;
+            self.checkpoint(&checkpoints, &mut summary, run_dir.path())?;
         }
         bar.finish_and_clear();
+        run_page::write_or_warn(run_dir.path());
         summary.global_step = self.state.global_step;
         Ok(summary)
     }
 
     /// [`Trainer::save_checkpoint`] inside [`Trainer::run`]: records the checkpoint in the
-    /// summary, or stops with the error pointing at the last good checkpoint.
+    /// summary and rebuilds the page of the run in `run` (its plots are written before), or
+    /// stops with the error pointing at the last good checkpoint.
     fn checkpoint(
         &mut self,
         checkpoints: &Checkpoints,
         summary: &mut RunSummary,
+        run: &Path,
     ) -> anyhow::Result<()> {
         let path = self
             .save_checkpoint(checkpoints)
             .map_err(|e| stopped(e, summary, checkpoints))?;
         summary.checkpoint = Some(path);
+        run_page::write_or_warn(run);
         Ok(())
     }
 
