@@ -1,4 +1,5 @@
-//! `trainer data …`: build the simulated IXI-like benchmark and the deformation experiment.
+//! `trainer data …`: build the simulated IXI-like benchmark and the deformation experiment,
+//! fetch the template and the real scans.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -9,6 +10,7 @@ use clap::{Args, Subcommand};
 use crate::data::deform_dataset::{deform_dataset, DeformOptions};
 use crate::data::simulate::{self, Anatomy, SimOptions};
 use crate::data::template;
+use crate::data::{read_volume, real};
 
 /// `trainer data` arguments.
 #[derive(Debug, Args)]
@@ -23,11 +25,23 @@ pub struct DataArgs {
 pub enum DataCommand {
     /// Fetch the MNI ICBM152 2009a template (nilearn wheel via pip) into the cache.
     FetchTemplate,
+    /// Fetch the real scans for MR→CT from Debian's archive into the cache (pinned SHA-256):
+    /// Colin27 T1 MR (mricron-data) and a clinical head CT (invesalius-examples, converted to
+    /// NIfTI). Never committed: see docs/DATA.md, "Real scans".
+    FetchReal(FetchRealArgs),
     /// Simulate the IXI-like PD/T2 benchmark from the MNI ICBM152 2009a anatomy.
     Simulate(SimulateArgs),
     /// Apply one seeded, smooth, domain-specific deformation to a domain of a dataset and
     /// write the source-aligned ground truths (the paper's Table 2 experiment).
     Deform(DeformArgs),
+}
+
+/// `trainer data fetch-real`.
+#[derive(Debug, Args)]
+pub struct FetchRealArgs {
+    /// Convert the CT to NIfTI again even when the cache holds it.
+    #[arg(long)]
+    pub reconvert: bool,
 }
 
 /// `trainer data simulate`.
@@ -112,9 +126,59 @@ pub fn run(args: &DataArgs) -> Result<()> {
             println!("template ready: {}", d.display());
             Ok(())
         }
+        DataCommand::FetchReal(a) => fetch_real_cmd(a),
         DataCommand::Simulate(a) => simulate_cmd(a),
         DataCommand::Deform(a) => deform_cmd(a),
     }
+}
+
+fn fetch_real_cmd(a: &FetchRealArgs) -> Result<()> {
+    let r = real::fetch_real(a.reconvert)?;
+    let fmt3 = |v: [f32; 3]| format!("{}×{}×{}", v[0], v[1], v[2]);
+    for (path, what) in [
+        (
+            &r.colin27,
+            "Colin27 T1 MR, with skull and scalp (mricron-data)",
+        ),
+        (
+            &r.colin27_bet,
+            "Colin27 T1 MR, brain extracted (mricron-data)",
+        ),
+    ] {
+        let v = read_volume(path)?;
+        let (lo, hi) = v
+            .data
+            .iter()
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &x| {
+                (l.min(x), h.max(x))
+            });
+        let (x, y, z) = v.dim();
+        println!(
+            "{}\n  {what}: {x}×{y}×{z} voxels at {} mm, values {lo}..{hi}",
+            path.display(),
+            fmt3(v.spacing())
+        );
+    }
+    let ct = &r.ct;
+    let (x, y, z) = ct.volume.dim();
+    let window = match (ct.info.window_level, ct.info.window_width) {
+        (Some(l), Some(w)) => format!(", saved window level {l} / width {w}"),
+        _ => String::new(),
+    };
+    println!(
+        "{}\n  the InVesalius project as shipped (invesalius-examples, GPL-2; modality {}, orientation {})",
+        r.cranium_inv3.display(),
+        ct.info.modality.as_deref().unwrap_or("?"),
+        ct.info.orientation.as_deref().unwrap_or("?"),
+    );
+    println!(
+        "{}\n  clinical head CT as NIfTI (RAS+, float32 of the stored int16 HU): {x}×{y}×{z} voxels at {} mm, HU {}..{}{window}",
+        r.cranium_ct.display(),
+        fmt3(ct.volume.spacing()),
+        ct.range[0],
+        ct.range[1],
+    );
+    Ok(())
 }
 
 fn bar(n: u64, what: &str) -> indicatif::ProgressBar {

@@ -1,5 +1,6 @@
 //! The data pipeline: NIfTI in and out, preprocessing, unpaired slice sampling with
-//! augmentation, the simulated IXI-like benchmark and the deformation experiment.
+//! augmentation, the simulated IXI-like benchmark, the deformation experiment and the real
+//! scans fetched for MR→CT (`real`).
 //! See docs/DATA.md for layouts, defaults and the rules (dimensionality, orientation).
 //!
 //! The libtorch-free parts (NIfTI I/O, volumes, resampling, augmentation, normalisation)
@@ -7,6 +8,7 @@
 
 pub mod deform;
 pub mod deform_dataset;
+pub mod real;
 pub mod sampling;
 pub mod simulate;
 pub mod template;
