@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
 # The main job, end to end, set-up included (Rust toolchain and Python 3 are all it needs):
 #   1. libtorch into the cache (once), release build of `trainer` and `firmware-sim`;
-#   2. a small IXI-like PD/T2 benchmark simulated from the MNI ICBM152 2009a anatomy
-#      (template fetched from PyPI's nilearn wheel into the cache, once), and the paper's
-#      deformation experiment: one shared smooth deformation of every T2 volume;
-#   3. a short DicycleGAN training run (small CPU preset) on PD -> deformed T2;
-#   4. export to the core's fp16 weight files plus golden bundles;
-#   5. a device flash image, and `firmware-sim verify`: the heap-free core on the device
-#      against libtorch, both passes, within the tolerances of docs/DESIGN.md §3.3;
-#   6. `firmware-sim run`: the device synthesises a whole test PD volume (T2 units);
-#   7. synthesis of the test volumes and the paper-style evaluation table.
-# Everything lands in $DICYC_OUT (default out/demo). DEMO_STEPS sets the training length.
+#   2. `trainer study --scale demo`: the simulated PD/T2 benchmark (MNI ICBM152 2009a
+#      anatomy, template fetched from PyPI's nilearn wheel into the cache, once) with every
+#      T2 volume warped by one shared smooth field (the paper's Table 2 setting), CycleGAN
+#      and DicycleGAN (the defaults) trained side by side, 400 steps each, both evaluated
+#      against the source-aligned ground truth: a table and a labelled figure in which the
+#      source's outline shows which model's output is aligned;
+#   3. export of the DicycleGAN generator to the core's fp16 weight files plus golden
+#      bundles;
+#   4. a device flash image, and `firmware-sim verify`: the heap-free core on the device
+#      against libtorch, both passes, within the tolerances of docs/DESIGN.md §3.3; a
+#      corrupted image is refused;
+#   5. `firmware-sim run`: the device synthesises a whole test PD volume (T2 units);
+#   6. `trainer eval --run`: the DicycleGAN run's own evaluation on its run page.
+# Everything lands in $DICYC_OUT (default out/demo).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 out="${DICYC_OUT:-out/demo}"
-steps="${DEMO_STEPS:-300}"
 rm -rf "$out"
 mkdir -p "$out"
 start=$(date +%s)
@@ -27,19 +30,15 @@ trainer=target/release/trainer
 firmware=target/release/firmware-sim
 "$trainer" info
 
-say "simulating a small PD/T2 benchmark from the MNI ICBM152 2009a anatomy"
-"$trainer" data simulate --small --out "$out/data"
-say "deforming every T2 volume with one shared smooth field (the paper's Table 2 setting)"
-"$trainer" data deform --data "$out/data" --out "$out/data-deformed"
+study="$out/study"
+say "CycleGAN and DicycleGAN side by side on the domain-deformed PD/T2 benchmark (trainer study --scale demo)"
+"$trainer" study --scale demo --dir "$study" --jobs 2
+run="$study/cells/dicyc-shared.deformed.s0/run"
+data="$study/data-deformed"
 
-say "training DicycleGAN (small preset, $steps steps) on PD -> deformed T2"
-"$trainer" train --preset small --model dicyclegan \
-    --data-a "$out/data-deformed/train/pd" --data-b "$out/data-deformed/train/t2" \
-    --max-steps "$steps" --run-dir "$out/run" --quiet
-
-say "exporting fp16 weight files and golden bundles"
-"$trainer" export --run "$out/run" --out "$out/export" \
-    --golden-a "$out/data-deformed/test/pd" --golden-b "$out/data-deformed/test/t2"
+say "exporting DicycleGAN's fp16 weight files and golden bundles"
+"$trainer" export --run "$run" --out "$out/export" \
+    --golden-a "$data/test/pd" --golden-b "$data/test/t2"
 
 say "flashing the PD->T2 generator onto an edge-8m device and verifying it against libtorch"
 read -r height width < <(python3 -c "import json;s=json.load(open('$out/export/golden-ab/golden.json'))['slices'][0];print(s['height'],s['width'])")
@@ -53,10 +52,28 @@ if "$firmware" verify --image "$out/g_ab.flash" --golden "$out/export/golden-ab"
 fi
 
 say "running the device on a whole test PD volume, slice by slice"
-test_pd=$(ls "$out/data-deformed/test/pd/"*.nii* | head -1)
+test_pd=$(ls "$data/test/pd/"*.nii* | head -1)
 "$firmware" run --image "$out/g_ab.flash" --profile edge-8m --input "$test_pd" \
     --output "$out/device/$(basename "$test_pd")"
 
-say "synthesizing the test volumes and evaluating against the source-aligned ground truth"
-"$trainer" eval --run "$out/run" --data "$out/data-deformed" --out "$out/eval"
-say "done: outputs in $out"
+say "evaluating the DicycleGAN run on its own (its run page gets the table and example slices)"
+"$trainer" eval --run "$run" --data "$data" --out "$out/eval"
+
+if command -v chromium >/dev/null || [ "$(id -u)" = 0 ]; then
+    say "opening the run page in headless Chromium (installed from Debian when missing)"
+    tools/check-run-page.sh "$run" "$out/run-page.png"
+fi
+
+say "DicycleGAN against CycleGAN, same seed, same test volumes ($study/RESULTS.md):"
+awk '/^### Paired with CycleGAN/{p=1} p&&/^$/&&n++>=1{exit} p' "$study/RESULTS.md"
+say "done. What to look at:"
+cat <<EOF
+  $study/fig4-deformed.png   source | CycleGAN | DicycleGAN | aligned truth | deformed target,
+                             the source's outline over each: DicycleGAN's output stays inside it
+  $study/index.html          the comparison page (tables, figures, both runs' pages)
+  $study/RESULTS.md          the same as Markdown
+  $run/index.html
+                             DicycleGAN's run page: curves, samples, checkpoints, evaluation
+  $out/export, $out/g_ab.flash, $out/verify-ab.json, $out/device/
+                             the weight files, the device image, its verification, a device run
+EOF

@@ -490,3 +490,121 @@ fn a_partial_last_log_line_is_dropped_on_resume() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A resume of a finished run takes no step and so writes no checkpoint: however often it is
+/// repeated, the checkpoints and `latest` stay as they were (repeats used to write
+/// `step-N.1`, `step-N.2`, then `step-N` again, which pruning removed while `latest` named it).
+#[test]
+fn resuming_a_finished_run_again_and_again_changes_no_checkpoint() {
+    let dir = scratch("resume-finished");
+    let config_path = dir.join("tiny.toml");
+    let mut config = tiny_config();
+    config.output.keep_checkpoints = 2;
+    write_config(&config_path, &config);
+    let run_dir = dir.join("run");
+    assert_ok(
+        &train(&config_path, &run_dir, &["--max-steps", "4"]),
+        "train",
+    );
+    let names = |run: &Path| {
+        let mut n: Vec<String> = std::fs::read_dir(run.join("checkpoints"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        n.sort();
+        n
+    };
+    let before = (names(&run_dir), latest(&run_dir));
+    for i in 0..4 {
+        let err = assert_ok(&resume(&run_dir, 4), &format!("resume {i}"));
+        assert!(!err.contains("Error"), "{err}");
+        assert_eq!(
+            (names(&run_dir), latest(&run_dir)),
+            before,
+            "after resume {i}"
+        );
+    }
+    assert!(latest(&run_dir).unwrap().is_dir());
+    // And the run goes on from there.
+    assert_ok(&resume(&run_dir, 6), "resume to step 6");
+    assert_eq!(state(&latest(&run_dir).unwrap()).global_step, 6);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Data folders given as relative paths are recorded absolute, so that a resume from another
+/// working directory trains on the same volumes, not on whatever lies under the same relative
+/// path there.
+#[test]
+fn data_paths_are_recorded_absolute_so_a_resume_elsewhere_reads_the_same_data() {
+    let dir = scratch("relative-data");
+    for (domain, scale) in [("a", 100.0), ("b", 7.0)] {
+        let d = dir.join("data").join(domain);
+        std::fs::create_dir_all(&d).unwrap();
+        dicyc_volume::testing::write_phantom_folder(&d, 2, scale).unwrap();
+    }
+    let config_path = dir.join("tiny.toml");
+    write_config(&config_path, &tiny_config());
+    let out = trainer(&[
+        "train",
+        "--config",
+        "tiny.toml",
+        "--data-a",
+        "data/a",
+        "--data-b",
+        "data/b",
+        "--size",
+        "32",
+        "--run-dir",
+        "run",
+        "--max-steps",
+        "2",
+        "--quiet",
+    ])
+    .current_dir(&dir)
+    .output()
+    .unwrap();
+    assert_ok(&out, "train with relative data paths");
+    let run_dir = dir.join("run");
+    let recorded = TrainConfig::load(&run_dir.join("config.toml")).unwrap();
+    let DataConfig::Nifti { a, b, .. } = &recorded.data else {
+        panic!("not NIfTI data: {:?}", recorded.data)
+    };
+    let abs = |p: &str| std::path::absolute(dir.join(p)).unwrap();
+    assert_eq!((a.clone(), b.clone()), (abs("data/a"), abs("data/b")));
+    // From another folder that has no data/ at all, the resume still finds the volumes.
+    let elsewhere = dir.join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let out = trainer(&[
+        "train",
+        "--resume",
+        p(&run_dir),
+        "--max-steps",
+        "3",
+        "--quiet",
+    ])
+    .current_dir(&elsewhere)
+    .output()
+    .unwrap();
+    assert_ok(&out, "resume from another folder");
+    assert_eq!(state(&latest(&run_dir).unwrap()).global_step, 3);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An absurd thread count is a configuration error, not a libtorch stack overflow.
+#[test]
+fn an_absurd_thread_count_is_refused_before_libtorch_sees_it() {
+    let dir = scratch("threads");
+    let config_path = dir.join("tiny.toml");
+    write_config(&config_path, &tiny_config());
+    let run_dir = dir.join("run");
+    let err = assert_refused(
+        &train(&config_path, &run_dir, &["--threads", "100000"]),
+        "--threads 100000",
+    );
+    assert!(
+        err.contains("threads = 100000") && err.contains("at most"),
+        "{err}"
+    );
+    assert!(!run_dir.exists(), "a run directory was created");
+    let _ = std::fs::remove_dir_all(&dir);
+}

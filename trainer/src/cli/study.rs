@@ -19,8 +19,8 @@ use crate::study::evaluate::{copy_baseline, EvalRecord};
 use crate::study::figure::{write_fig4, write_ssim_plot};
 use crate::study::page::{best_variant, render, splice_headline, FIG4, FIGDIR, INDEX, SSIM_PLOT};
 use crate::study::plan::{
-    cell_config, data_dir, default_variants, variant, Cell, Scale, ScaleSpec, Setting, StudyPlan,
-    VARIANTS,
+    cell_config, data_dir, default_settings, default_variants, variant, Cell, Scale, ScaleSpec,
+    Setting, StudyPlan, VARIANTS,
 };
 use crate::train::html::relative_path;
 use dicyc_volume::atomic::write_atomic;
@@ -28,8 +28,9 @@ use dicyc_volume::atomic::write_atomic;
 /// `trainer study` arguments.
 #[derive(Debug, Clone, Args)]
 pub struct StudyArgs {
-    /// Scale: `quick` (2 CPU cores, about 3 hours for the default grid), `paper` (GPU),
-    /// `tiny` (tests).
+    /// Scale: `quick` (2 CPU cores, about 3 hours for the default grid), `demo` (the quick
+    /// scale's 400 steps, CycleGAN against DicycleGAN on the deformed benchmark, about 10
+    /// minutes), `paper` (GPU), `tiny` (tests).
     #[arg(long, value_enum, default_value = "quick")]
     pub scale: Scale,
     /// Study directory (default `studies/<scale>-<field>mm`, e.g. `studies/quick-16mm`);
@@ -42,10 +43,11 @@ pub struct StudyArgs {
     /// Seeds (comma-separated; default 0..the scale's default count).
     #[arg(long, value_delimiter = ',')]
     pub seeds: Option<Vec<u64>>,
-    /// Variants (comma-separated; default cyclegan, dicyc-4pc, dicyc-input, dicyc-shared).
+    /// Variants (comma-separated; default cyclegan, dicyc-4pc, dicyc-input, dicyc-shared;
+    /// for `--scale demo` cyclegan, dicyc-shared).
     #[arg(long, value_delimiter = ',')]
     pub variants: Option<Vec<String>>,
-    /// Settings (comma-separated; default both).
+    /// Settings (comma-separated; default both; for `--scale demo` deformed).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub settings: Option<Vec<Setting>>,
     /// Exactly these cells (`<variant>.<setting>.s<seed>`, comma-separated) instead of the
@@ -108,9 +110,15 @@ impl StudyArgs {
                 .iter()
                 .map(|n| variant(n).map(|v| v.name))
                 .collect::<Result<_>>()?,
-            None => default_variants().iter().map(|v| v.name).collect(),
+            None => default_variants(self.scale)
+                .iter()
+                .map(|v| v.name)
+                .collect(),
         };
-        let settings = self.settings.clone().unwrap_or(Setting::ALL.to_vec());
+        let settings = self
+            .settings
+            .clone()
+            .unwrap_or_else(|| default_settings(self.scale));
         let seeds = self
             .seeds
             .clone()

@@ -302,7 +302,15 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<(PathBuf, RunSummary)> {
             (dir.clone(), trainer, source, stats, run_dir)
         }
         None => {
-            let config = args.resolve()?;
+            let mut config = args.resolve()?;
+            // Recorded absolute, so that a resume from another working directory reads the
+            // same data, not whatever lies under the same relative path there.
+            if let DataConfig::Nifti { a, b, .. } = &mut config.data {
+                for p in [a, b] {
+                    *p = std::path::absolute(&*p)
+                        .with_context(|| format!("resolving the data path {}", p.display()))?;
+                }
+            }
             let device = config.device.resolve()?;
             let dir = args
                 .run_dir

@@ -21,6 +21,10 @@ pub enum Scale {
     Quick,
     /// The paper's model (ngf 64, 9 blocks) and length on the 1 mm benchmark: for a GPU.
     Paper,
+    /// The quick scale's model and benchmark, 400 steps, one seed, and by default only the
+    /// comparison that shows the method: CycleGAN against the default DicycleGAN in the
+    /// deformed setting (the main job, `tools/demo.sh`; about 10 minutes on 2 CPU cores).
+    Demo,
 }
 
 /// The parameters a scale fixes (recorded in `study.json`, printed on the page).
@@ -106,6 +110,13 @@ impl Scale {
                 phantom: false,
                 field_mm: CALIBRATED_FIELD_MM,
                 default_seeds: 3,
+            },
+            Scale::Demo => ScaleSpec {
+                steps: 400,
+                points: vec![400],
+                default_seeds: 1,
+                test_subjects: 10,
+                ..Scale::Quick.spec()
             },
             Scale::Paper => ScaleSpec {
                 ngf: 64,
@@ -234,9 +245,24 @@ pub const VARIANTS: &[Variant] = &[
     },
 ];
 
-/// The variants of the default grid.
-pub fn default_variants() -> Vec<&'static Variant> {
-    VARIANTS.iter().take(4).collect()
+/// The variants of the default grid: the first four, or for the demo scale CycleGAN and
+/// the default DicycleGAN (`dicyc-shared`).
+pub fn default_variants(scale: Scale) -> Vec<&'static Variant> {
+    match scale {
+        Scale::Demo => VARIANTS
+            .iter()
+            .filter(|v| matches!(v.name, "cyclegan" | "dicyc-shared"))
+            .collect(),
+        _ => VARIANTS.iter().take(4).collect(),
+    }
+}
+
+/// The settings of the default grid: both, or for the demo scale the deformed one only.
+pub fn default_settings(scale: Scale) -> Vec<Setting> {
+    match scale {
+        Scale::Demo => vec![Setting::Deformed],
+        _ => Setting::ALL.to_vec(),
+    }
 }
 
 /// A variant by name, with the list of valid names in the error.

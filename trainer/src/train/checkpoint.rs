@@ -106,29 +106,35 @@ impl Checkpoints {
         fill: impl FnOnce(&Path) -> anyhow::Result<()>,
     ) -> anyhow::Result<PathBuf> {
         // A second checkpoint at the same step (e.g. `checkpoint_every` and the epoch's end)
-        // gets a new name, `step-N.1`, …: the one `latest` names is never touched.
+        // gets the next repeat, `step-N.1`, `step-N.2`, …, after every existing one, so that it
+        // sorts newest and pruning never removes it; the one `latest` names is never touched.
         let base = format!("step-{step:09}");
-        let name = (0..)
-            .map(|n| {
-                if n == 0 {
-                    base.clone()
-                } else {
-                    format!("{base}.{n}")
-                }
-            })
-            .find(|name| !self.dir.join(name).exists())
-            .unwrap_or(base);
+        let name = match self.repeats_of(step)?.into_iter().max() {
+            None => base,
+            Some(last) => format!("{base}.{}", last + 1),
+        };
         let tmp = self.dir.join(format!(".tmp-{name}"));
         if tmp.exists() {
             fs::remove_dir_all(&tmp)
                 .with_context(|| format!("removing stale {}", tmp.display()))?;
         }
         fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        fill(&tmp)?;
-        for entry in fs::read_dir(&tmp)? {
-            sync_file(&entry?.path())?;
+        let filled = fill(&tmp).and_then(|()| {
+            for entry in fs::read_dir(&tmp)? {
+                sync_file(&entry?.path())?;
+            }
+            sync_dir(&tmp)
+        });
+        if let Err(e) = filled {
+            // A partial checkpoint is never left behind (on a full disk it would keep the
+            // disk full); `latest` still names the previous one.
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(e.context(format!(
+                "writing checkpoint {name} (the partial one was removed; check the free space \
+                 in {})",
+                self.dir.display()
+            )));
         }
-        sync_dir(&tmp)?;
         let final_dir = self.dir.join(&name);
         fs::rename(&tmp, &final_dir)
             .with_context(|| format!("renaming {} into place", tmp.display()))?;
@@ -154,6 +160,28 @@ impl Checkpoints {
             path.display()
         );
         Ok(Some(path))
+    }
+
+    /// The repeat numbers of the checkpoints of `step` on disk: 0 for `step-N`, k for
+    /// `step-N.k`.
+    fn repeats_of(&self, step: u64) -> anyhow::Result<Vec<u64>> {
+        let base = format!("step-{step:09}");
+        let mut repeats = Vec::new();
+        for entry in
+            fs::read_dir(&self.dir).with_context(|| format!("listing {}", self.dir.display()))?
+        {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            if name == base {
+                repeats.push(0);
+            } else if let Some(k) = name
+                .strip_prefix(&base)
+                .and_then(|r| r.strip_prefix('.'))
+                .and_then(|k| k.parse::<u64>().ok())
+            {
+                repeats.push(k);
+            }
+        }
+        Ok(repeats)
     }
 
     fn prune(&self, keep: usize) -> anyhow::Result<()> {
@@ -185,5 +213,67 @@ impl Checkpoints {
                 .with_context(|| format!("removing old checkpoint {}", old.display()))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(c: &Checkpoints) -> Vec<String> {
+        let mut n: Vec<String> = fs::read_dir(c.dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        n.sort();
+        n
+    }
+
+    #[test]
+    fn repeats_at_one_step_sort_newest_and_latest_always_exists() {
+        let run = dicyc_volume::testing::scratch_dir("checkpoint", "repeats");
+        let c = Checkpoints::new(&run).unwrap();
+        let mut written = Vec::new();
+        for _ in 0..5 {
+            let p = c.write(7, 2, |d| write_synced(&d.join("x"), b"x")).unwrap();
+            assert_eq!(c.latest().unwrap().as_deref(), Some(p.as_path()));
+            written.push(p.file_name().unwrap().to_string_lossy().into_owned());
+        }
+        assert_eq!(
+            written,
+            [
+                "step-000000007",
+                "step-000000007.1",
+                "step-000000007.2",
+                "step-000000007.3",
+                "step-000000007.4"
+            ]
+        );
+        assert_eq!(
+            names(&c),
+            ["latest", "step-000000007.3", "step-000000007.4"]
+        );
+        let _ = fs::remove_dir_all(&run);
+    }
+
+    #[test]
+    fn a_failed_checkpoint_leaves_no_partial_folder_and_latest_unchanged() {
+        let run = dicyc_volume::testing::scratch_dir("checkpoint", "failed");
+        let c = Checkpoints::new(&run).unwrap();
+        let good = c.write(1, 2, |d| write_synced(&d.join("x"), b"x")).unwrap();
+        let err = c
+            .write(2, 2, |d| {
+                write_synced(&d.join("half"), b"half")?;
+                anyhow::bail!("No space left on device")
+            })
+            .unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("step-000000002") && msg.contains("free space"),
+            "{msg}"
+        );
+        assert_eq!(c.latest().unwrap(), Some(good));
+        assert_eq!(names(&c), ["latest", "step-000000001"]);
+        let _ = fs::remove_dir_all(&run);
     }
 }

@@ -211,6 +211,10 @@ impl Default for OutputConfig {
     }
 }
 
+/// Most libtorch CPU threads a run may ask for: beyond any machine's cores (libtorch aborts
+/// on a stack overflow when asked for ~100 000).
+pub const MAX_THREADS: u32 = 1024;
+
 /// Everything a run needs, saved as `config.toml`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -454,6 +458,12 @@ impl TrainConfig {
             .validate()
             .context("invalid [loss.nmi] configuration")?;
         anyhow::ensure!(self.batch_size >= 1, "batch_size must be at least 1");
+        anyhow::ensure!(
+            self.threads <= MAX_THREADS,
+            "threads = {} is more than {MAX_THREADS}: give at most one per core (0 = libtorch's \
+             default, one per core)",
+            self.threads
+        );
         anyhow::ensure!(
             self.output.keep_checkpoints >= 1,
             "output.keep_checkpoints must be at least 1"

@@ -497,6 +497,14 @@ impl Trainer {
             let name = format!("step-{:09}", self.state.global_step);
             self.write_plots(run_dir.path(), &name, &samples, &history)?;
         }
+        // A call that took no step (a resume of a finished run) has nothing new to save: its
+        // checkpoint is the one it resumed from.
+        if summary.steps_this_call == 0 {
+            if let Some(latest) = checkpoints.latest()? {
+                summary.checkpoint = Some(latest);
+                saved_at = Some(self.state.global_step);
+            }
+        }
         if saved_at != Some(self.state.global_step) {
             self.checkpoint(&checkpoints, &mut summary, run_dir.path())?;
         }
