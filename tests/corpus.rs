@@ -68,10 +68,10 @@ impl Consumer {
     /// words its error must contain.
     fn own_refusal(self, class: &str) -> Option<&'static [&'static str]> {
         match (class, self) {
-            ("slice-4x4", Consumer::FirmwareRun | Consumer::SynthWeights) => {
-                Some(&["cannot run a 4x4 slice", "at least 8"])
+            // One check and one wording for every whole-volume command, with what to do.
+            ("slice-4x4", Consumer::FirmwareRun | Consumer::SynthWeights | Consumer::SynthRun) => {
+                Some(&["4×4", "at least 8×8", "pad or resample"])
             }
-            ("slice-4x4", Consumer::SynthRun) => Some(&["4×4", "at least 8×8"]),
             ("constant", Consumer::Train) => Some(&["foreground"]),
             _ => None,
         }

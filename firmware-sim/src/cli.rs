@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use dicyc_core::Pass;
-use dicyc_volume::atomic::write_atomic;
-use dicyc_volume::golden::{load_slices, read_manifest};
+use dicyc_volume::atomic::{ensure_not_an_input, write_atomic};
+use dicyc_volume::golden::read_manifest;
 use dicyc_volume::slicewise::parse_pass;
 
 use crate::device::Device;
@@ -151,6 +151,10 @@ impl Cli {
                 pass,
                 faults,
             } => {
+                ensure_not_an_input(
+                    &output,
+                    &[(&input, "input volume"), (&image, "flash image")],
+                )?;
                 let profile = profile.resolve()?;
                 let bytes = read_with_faults(&image, &faults)?;
                 let mut device = Device::boot(&bytes, &profile)
@@ -178,6 +182,7 @@ impl Cli {
                 width,
                 output,
             } => {
+                ensure_not_an_input(&output, &[(&weights, "weight file")])?;
                 let profile = profile.resolve()?;
                 let file = read(&weights, "weight file")?;
                 let image = build_image(&file, &profile, height, width).with_context(|| {
@@ -336,8 +341,22 @@ fn verify(
             image_path.display()
         )
     })?;
-    let slices = load_slices(golden, &manifest)?;
-    let report = crate::verify::verify(&mut device, &slices)?;
+    if let Some(path) = json {
+        let manifest_path = golden.join(dicyc_volume::golden::MANIFEST);
+        let files: Vec<_> = manifest
+            .slices
+            .iter()
+            .flat_map(|s| [&s.input, &s.deformed, &s.undeformed])
+            .map(|name| golden.join(name))
+            .collect();
+        let mut inputs = vec![
+            (image_path, "flash image"),
+            (manifest_path.as_path(), "golden bundle manifest"),
+        ];
+        inputs.extend(files.iter().map(|f| (f.as_path(), "golden bundle file")));
+        ensure_not_an_input(path, &inputs)?;
+    }
+    let report = crate::verify::verify(&mut device, golden, &manifest)?;
     for (name, pass) in [
         ("deformed", &report.deformed),
         ("undeformed", &report.undeformed),

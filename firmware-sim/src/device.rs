@@ -68,6 +68,28 @@ impl<'a> Device<'a> {
         &self.image
     }
 
+    /// The scratch and the whole RAM (scratch + input + output) one `height × width` slice
+    /// takes, or an error when the core cannot run that size or the device's RAM cannot hold
+    /// it: checked before any slice data is read or copied.
+    pub fn ram_for_slice(&self, height: usize, width: usize) -> anyhow::Result<(usize, usize)> {
+        let config = self.config();
+        let scratch_bytes = scratch_for_slice(&config, height, width)?;
+        // The scratch size bounds the products: a slice the core runs fits in memory.
+        let io_values = (config.in_channels + config.out_channels) as usize * height * width;
+        let ram_bytes = scratch_bytes + 4 * io_values;
+        if ram_bytes as u64 > self.profile.ram_bytes {
+            bail!(
+                "a {height}x{width} slice needs {} of RAM, {} has {}: {} short (choose a \
+                 device profile with more RAM, --ram, or smaller slices)",
+                human_bytes(ram_bytes as u64),
+                self.profile.name,
+                human_bytes(self.profile.ram_bytes),
+                human_bytes(ram_bytes as u64 - self.profile.ram_bytes)
+            );
+        }
+        Ok((scratch_bytes, ram_bytes))
+    }
+
     /// Runs one CHW slice (in the generator's range) through the core within the device RAM.
     pub fn run_slice(
         &mut self,
@@ -80,7 +102,7 @@ impl<'a> Device<'a> {
         let config = self.config();
         // First the size (which bounds every product below), then the slices' lengths: a
         // caller's mismatch is an error, never a panic of the copies into the device RAM.
-        let scratch_bytes = scratch_for_slice(&config, height, width)?;
+        let (scratch_bytes, ram_bytes) = self.ram_for_slice(height, width)?;
         let (cin, cout) = (config.in_channels as usize, config.out_channels as usize);
         let n_in = cin * height * width;
         let n_out = cout * height * width;
@@ -94,16 +116,6 @@ impl<'a> Device<'a> {
             bail!(
                 "the output slice has room for {} values, the model's {cout}x{height}x{width} output needs {n_out}",
                 output.len()
-            );
-        }
-        let ram_bytes = scratch_bytes + 4 * (n_in + n_out);
-        if ram_bytes as u64 > self.profile.ram_bytes {
-            bail!(
-                "a {height}x{width} slice needs {} of RAM, {} has {}: {} short",
-                human_bytes(ram_bytes as u64),
-                self.profile.name,
-                human_bytes(self.profile.ram_bytes),
-                human_bytes(ram_bytes as u64 - self.profile.ram_bytes)
             );
         }
         let (io, rest) = self.ram.split_at_mut(n_in + n_out);

@@ -1,7 +1,10 @@
 //! `firmware-sim verify`: the device's output against libtorch's, slice by slice.
 
+use std::path::Path;
+
+use anyhow::Context;
 use dicyc_core::Pass;
-use dicyc_volume::golden::LoadedSlice;
+use dicyc_volume::golden::{load_slice, Manifest};
 use serde::Serialize;
 
 use crate::device::Device;
@@ -96,13 +99,35 @@ impl VerifyReport {
     }
 }
 
-/// Runs every golden slice through the device in both passes and compares.
-pub fn verify(device: &mut Device<'_>, slices: &[LoadedSlice]) -> anyhow::Result<VerifyReport> {
-    anyhow::ensure!(!slices.is_empty(), "the golden bundle holds no slices");
+/// Runs every golden slice of the bundle in `dir` through the device in both passes and
+/// compares. Every slice's size is checked against the core and the device's RAM first, then
+/// the slices are read and replayed one at a time, so the host holds one slice, whatever the
+/// bundle lists.
+pub fn verify(
+    device: &mut Device<'_>,
+    dir: &Path,
+    manifest: &Manifest,
+) -> anyhow::Result<VerifyReport> {
+    anyhow::ensure!(
+        !manifest.slices.is_empty(),
+        "the golden bundle holds no slices"
+    );
+    for (i, meta) in manifest.slices.iter().enumerate() {
+        device
+            .ram_for_slice(meta.height, meta.width)
+            .with_context(|| {
+                format!(
+                    "golden slice {i} ({:?}) in {} cannot run on this device",
+                    meta.name,
+                    dir.display()
+                )
+            })?;
+    }
     let mut deformed = Accumulator::default();
     let mut undeformed = Accumulator::default();
     let (mut peak_scratch, mut peak_ram, mut total_ms, mut runs) = (0, 0, 0.0, 0usize);
-    for slice in slices {
+    for index in 0..manifest.slices.len() {
+        let slice = load_slice(dir, manifest, index)?;
         let m = &slice.meta;
         let mut output = vec![0f32; slice.deformed.len()];
         for (pass, reference, acc) in [

@@ -248,3 +248,74 @@ fn the_device_refuses_slices_of_the_wrong_length() {
         .run_slice(&input(1), SIDE, SIDE, Pass::Deformed, &mut output)
         .unwrap();
 }
+
+/// Every slice's size is checked against the device's RAM before any slice data is read: a
+/// slice the device cannot hold is refused by name even when its files do not exist.
+#[test]
+fn a_slice_too_large_for_the_device_ram_is_refused_before_any_data_is_read() {
+    let (_, image, golden) = setup("ram-first", 1, 1);
+    rewrite_manifest(&golden, |m| {
+        let mut big = m["slices"][0].clone();
+        big["name"] = "huge".into();
+        big["height"] = 2048.into();
+        big["width"] = 2048.into();
+        big["input"] = "missing.input.f32".into();
+        m["slices"].as_array_mut().unwrap().push(big);
+    });
+    let stderr = assert_refused(
+        &verify(&image, &golden, &[]),
+        &[
+            "golden slice 1",
+            "\"huge\"",
+            "2048x2048 slice needs",
+            "short",
+        ],
+    );
+    assert!(!stderr.contains("missing.input.f32"), "{stderr}");
+}
+
+/// A bundle is replayed one slice at a time: 160 entries of one 256×256 slice (120 MiB of
+/// data if held together, as the loader once did) run under a 64 MiB address-space cap.
+#[test]
+fn a_long_bundle_is_replayed_one_slice_at_a_time() {
+    const SIDE_BIG: usize = 256;
+    const ENTRIES: usize = 160;
+    let dir = dicyc_volume::testing::scratch_dir("golden", "stream");
+    let image = roomy_image(&weight_file(), SIDE);
+    let crc = FlashImage::new_checked(&image).unwrap().weights.crc32c();
+    let image_path = dir.join("image.flash");
+    std::fs::write(&image_path, &image).unwrap();
+    let golden = dir.join("golden");
+    let mut bundle = BundleWriter::create(&golden, crc, 1, 1).unwrap();
+    let x = input_signal(SIDE_BIG * SIDE_BIG);
+    let reference = vec![0.25f32; SIDE_BIG * SIDE_BIG];
+    bundle
+        .add("s", SIDE_BIG, SIDE_BIG, &x, &reference, &reference)
+        .unwrap();
+    bundle.finish().unwrap();
+    rewrite_manifest(&golden, |m| {
+        let one = m["slices"][0].clone();
+        m["slices"] = serde_json::Value::Array(vec![one; ENTRIES]);
+    });
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 65536 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_firmware-sim"))
+        .args(["verify", "--profile", "edge-8m", "--image"])
+        .arg(&image_path)
+        .arg("--golden")
+        .arg(&golden)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        stdout.contains(&format!("over {ENTRIES} slices")),
+        "{stdout}\n{stderr}"
+    );
+    assert!(!stderr.contains("memory allocation"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -10,16 +10,13 @@ use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
 use crate::data::preprocess::{
-    pad_to_multiple_of_4, padded_shape, prepare, restore, PreprocessOptions,
+    pad_to_multiple_of_4, prepare, restore, runnable_padded_shape, PreprocessOptions,
 };
 use crate::data::Volume;
 use crate::model::generator::{Generator, GeneratorConfig, Pass};
 use crate::train::TrainConfig;
 use dicyc_volume::nifti_io::{human_bytes, parse_byte_count};
 use dicyc_volume::preprocess::Normalization;
-
-/// Smallest slice side the generator runs on (after padding to a multiple of 4).
-pub const MIN_SIDE: usize = 8;
 
 /// Environment variable holding the most memory one forward of the generator may take in
 /// [`LoadedGenerator::synthesize_volume`] ([`forward_bytes`]): a byte count with an optional
@@ -57,14 +54,7 @@ pub fn batch_that_fits(
     (h, w): (usize, usize),
     batch: usize,
 ) -> Result<usize> {
-    let padded = padded_shape((h, w));
-    // Two stride-2 down-samplings and the reflection paddings need at least 8 pixels a side
-    // after padding to a multiple of 4 (libtorch would panic on less).
-    anyhow::ensure!(
-        padded.0 >= MIN_SIDE && padded.1 >= MIN_SIDE,
-        "its axial slices are {h}×{w} voxels at the working spacing: the generator needs at \
-         least {MIN_SIDE}×{MIN_SIDE} (pad or resample the volume first)"
-    );
+    let padded = runnable_padded_shape((h, w))?;
     let one = forward_bytes(config, padded, 1);
     let limit = ensure_forward_fits((h, w), one)?;
     Ok(batch.clamp(1, (limit / one.max(1)).max(1) as usize))

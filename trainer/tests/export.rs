@@ -352,9 +352,35 @@ fn a_full_disk_during_export_leaves_the_earlier_export_whole() {
         "{}",
         String::from_utf8_lossy(&second.stderr)
     );
-    let report = report(&out);
-    assert_eq!(report["directions"][0]["golden_slices"], 2);
+    assert_eq!(report(&out)["directions"][0]["golden_slices"], 2);
     assert!(out.join("golden-ba").join("slice-001.input.f32").exists());
+
+    // An export cut short by Ctrl-C (no cleanup runs) leaves its staging folder; the next
+    // export into the folder removes it. `--golden-slices 0` asks for no bundle: the older
+    // bundles go with the set they belonged to.
+    let mut child = Command::new("true").spawn().unwrap();
+    let ended = child.id();
+    child.wait().unwrap();
+    let interrupted = out.join(format!(".staged-{ended}-0"));
+    std::fs::create_dir_all(interrupted.join("golden-ab")).unwrap();
+    std::fs::write(interrupted.join("g_ab.dcw"), b"cut short").unwrap();
+    let none = export_limited(None, "0");
+    let stdout = String::from_utf8_lossy(&none.stdout);
+    assert!(
+        none.status.success(),
+        "{}",
+        String::from_utf8_lossy(&none.stderr)
+    );
+    assert!(
+        stdout.contains("no golden bundle (--golden-slices 0)"),
+        "{stdout}"
+    );
+    assert!(
+        !interrupted.exists(),
+        "the interrupted export's staging folder is left"
+    );
+    assert!(!out.join("golden-ab").exists() && !out.join("golden-ba").exists());
+    assert_eq!(report(&out)["directions"][0]["golden_slices"], 0);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -153,8 +153,9 @@ impl AtomicFile {
         Ok(())
     }
 
-    /// The error of a failed write, naming the destination (not the temporary).
-    fn write_error(dest: &Path, err: io::Error) -> anyhow::Error {
+    /// The error of a failed write, naming the destination (not the temporary), for writers
+    /// that write the temporary themselves ([`AtomicFile::temp_path`]).
+    pub fn write_error(dest: &Path, err: io::Error) -> anyhow::Error {
         anyhow::Error::new(err).context(format!(
             "cannot write {}: nothing was written (is there free space on its file system?)",
             dest.display()
@@ -196,7 +197,46 @@ impl Drop for AtomicFile {
     }
 }
 
-/// The folder `path` is in (`.` for a bare file name).
+/// Refuses an output that is one of the command's own inputs (the same file, through any
+/// path, link or hard link): the atomic write would replace the input with the output, and
+/// the user's input would be gone. `inputs` pairs each input's path with what it is, for
+/// the message. An output that does not exist yet cannot be an input.
+pub fn ensure_not_an_input(output: &Path, inputs: &[(&Path, &str)]) -> anyhow::Result<()> {
+    let Ok(out_meta) = std::fs::metadata(output) else {
+        return Ok(());
+    };
+    for (input, what) in inputs {
+        let Ok(in_meta) = std::fs::metadata(input) else {
+            continue;
+        };
+        if same_file(&out_meta, &in_meta, output, input) {
+            anyhow::bail!(
+                "the output {} is the {what} {}: writing it would replace the {what}; choose \
+                 another output path (inputs are never overwritten)",
+                output.display(),
+                input.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Whether two existing paths are one file (device and inode on Unix, the canonical paths
+/// elsewhere).
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata, pa: &Path, pb: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let _ = (pa, pb);
+        a.dev() == b.dev() && a.ino() == b.ino()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (a, b);
+        matches!((pa.canonicalize(), pb.canonicalize()), (Ok(x), Ok(y)) if x == y)
+    }
+}
+
 /// Several outputs of one command in one folder that appear together or not at all (a weight
 /// file per direction, their golden bundles, the report): each is written into a hidden
 /// staging folder inside the output folder, and only [`commit`](StagedOutputs::commit)
@@ -220,8 +260,9 @@ impl StagedOutputs {
     pub fn create(out: &Path, marker: &str) -> anyhow::Result<StagedOutputs> {
         std::fs::create_dir_all(out)
             .with_context(|| format!("cannot create the output folder {}", out.display()))?;
+        remove_dead_stages(out);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let stage = out.join(format!(".staged-{}-{n}", std::process::id()));
+        let stage = out.join(format!("{STAGE_PREFIX}{}-{n}", std::process::id()));
         std::fs::create_dir(&stage).with_context(|| {
             format!(
                 "cannot write into {}: cannot create a staging folder there (is it writable, is there free space?)",
@@ -288,6 +329,42 @@ impl StagedOutputs {
     }
 }
 
+/// Staging folders are named `.staged-PID-N`.
+const STAGE_PREFIX: &str = ".staged-";
+
+/// Removes the staging folders in `out` left by processes that no longer run (killed, or
+/// interrupted with Ctrl-C, which skips the cleanup on drop), so that a command run again
+/// into the same folder tidies up after the one that was cut short. A folder whose process
+/// still runs, or whose owner cannot be told (no `/proc`), is left alone; failures to remove
+/// are ignored (the new output does not depend on it).
+fn remove_dead_stages(out: &Path) {
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(STAGE_PREFIX))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, n)| n.parse::<u64>().ok().and(pid.parse::<u32>().ok()))
+        else {
+            continue;
+        };
+        if process_is_gone(pid) && entry.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Whether the process `pid` has certainly ended: only where `/proc` lists processes (Linux),
+/// and never for this process.
+fn process_is_gone(pid: u32) -> bool {
+    pid != std::process::id()
+        && Path::new("/proc/self").exists()
+        && !Path::new("/proc").join(pid.to_string()).exists()
+}
+
 impl Drop for StagedOutputs {
     fn drop(&mut self) {
         if !self.committed {
@@ -311,6 +388,7 @@ fn remove_entry(path: &Path) -> anyhow::Result<()> {
     }
 }
 
+/// The folder `path` is in (`.` for a bare file name).
 fn folder_of(path: &Path) -> &Path {
     path.parent()
         .filter(|p| !p.as_os_str().is_empty())

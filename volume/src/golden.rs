@@ -352,7 +352,8 @@ impl Manifest {
 }
 
 /// Loads the data of every slice of a checked `manifest` from `dir`; each file must be a
-/// regular file of exactly the size its shape gives.
+/// regular file of exactly the size its shape gives. (Holds the whole bundle in memory:
+/// replaying a bundle, `firmware-sim verify` reads one slice at a time with [`load_slice`].)
 pub fn load_slices(dir: &Path, manifest: &Manifest) -> anyhow::Result<Vec<LoadedSlice>> {
     manifest.validate().with_context(|| {
         format!(
@@ -360,30 +361,39 @@ pub fn load_slices(dir: &Path, manifest: &Manifest) -> anyhow::Result<Vec<Loaded
             dir.join(MANIFEST).display()
         )
     })?;
-    let values = |channels: usize, meta: &GoldenSlice| {
-        Manifest::values(channels, meta.height, meta.width).unwrap_or(u64::MAX)
-    };
-    manifest
-        .slices
-        .iter()
-        .map(|meta| {
-            let (cin, cout) = (manifest.in_channels, manifest.out_channels);
-            Ok(LoadedSlice {
-                input: read_f32(&dir.join(&meta.input), values(cin, meta), "golden input")?,
-                deformed: read_f32(
-                    &dir.join(&meta.deformed),
-                    values(cout, meta),
-                    "golden deformed output",
-                )?,
-                undeformed: read_f32(
-                    &dir.join(&meta.undeformed),
-                    values(cout, meta),
-                    "golden undeformed output",
-                )?,
-                meta: meta.clone(),
-            })
-        })
+    (0..manifest.slices.len())
+        .map(|index| load_slice(dir, manifest, index))
         .collect()
+}
+
+/// Loads slice `index` of a [validated](Manifest::validate) `manifest` from `dir`: its three
+/// files, each a regular file of exactly the size its shape gives (checked before reading).
+pub fn load_slice(dir: &Path, manifest: &Manifest, index: usize) -> anyhow::Result<LoadedSlice> {
+    let meta = manifest.slices.get(index).with_context(|| {
+        format!(
+            "{} lists {} slices, not {}",
+            dir.join(MANIFEST).display(),
+            manifest.slices.len(),
+            index + 1
+        )
+    })?;
+    let values =
+        |channels: usize| Manifest::values(channels, meta.height, meta.width).unwrap_or(u64::MAX);
+    let (cin, cout) = (manifest.in_channels, manifest.out_channels);
+    Ok(LoadedSlice {
+        input: read_f32(&dir.join(&meta.input), values(cin), "golden input")?,
+        deformed: read_f32(
+            &dir.join(&meta.deformed),
+            values(cout),
+            "golden deformed output",
+        )?,
+        undeformed: read_f32(
+            &dir.join(&meta.undeformed),
+            values(cout),
+            "golden undeformed output",
+        )?,
+        meta: meta.clone(),
+    })
 }
 
 /// Reads a bundle directory: the checked manifest, then every file, each checked against

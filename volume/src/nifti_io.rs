@@ -590,11 +590,14 @@ pub fn write_volume(path: &Path, data: &Array3<f32>, reference: &NiftiHeader) ->
         .compress(gz)
         .reference_header(&header)
         .write_nifti(&c.view().into_dimensionality::<Ix3>()?)
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot write NIfTI {}: {e}; nothing was written",
+        .map_err(|e| match e {
+            // The crate's I/O variant has no message of its own (it prints as a Rust debug
+            // value): say what failed the way every other write does.
+            nifti::NiftiError::Io(err) => AtomicFile::write_error(path, err),
+            other => anyhow::anyhow!(
+                "cannot write NIfTI {}: {other}; nothing was written",
                 path.display()
-            )
+            ),
         })?;
     file.commit()
 }

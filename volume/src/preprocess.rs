@@ -206,6 +206,25 @@ pub fn padded_shape((nx, ny): (usize, usize)) -> (usize, usize) {
     (nx.div_ceil(4) * 4, ny.div_ceil(4) * 4)
 }
 
+/// The smallest side, in pixels after [`padded_shape`], the generator runs on: its two
+/// stride-2 down-samplings leave a quarter, and the reflection paddings there need 2 pixels.
+pub const MIN_SIDE: usize = 8;
+
+/// [`padded_shape`] of an `(nx, ny)` slice, or an error saying what to do when the generator
+/// cannot run a slice that small (libtorch would panic, the core refuses): one check, one
+/// wording, for every command that runs whole volumes.
+pub fn runnable_padded_shape((nx, ny): (usize, usize)) -> Result<(usize, usize)> {
+    let padded = padded_shape((nx, ny));
+    if padded.0 < MIN_SIDE || padded.1 < MIN_SIDE {
+        bail!(
+            "its axial slices (the planes of the third voxel axis) are {nx}×{ny} voxels at the \
+             working spacing: the generator needs at least {MIN_SIDE}×{MIN_SIDE}; give a 3-D \
+             volume whose axial slices are along its third axis, or pad or resample it first"
+        );
+    }
+    Ok(padded)
+}
+
 /// Pads a slice to [`padded_shape`] (bottom/right, with `fill`) for the generator.
 pub fn pad_to_multiple_of_4(s: &ArrayView2<'_, f32>, fill: f32) -> Array2<f32> {
     let (nx, ny) = s.dim();

@@ -18,7 +18,7 @@ use dicyc_core::format::Normalization;
 use dicyc_core::{required_scratch_bytes, synthesize, ModelConfig, Pass, Weights};
 use ndarray::{Array3, Axis};
 
-use crate::preprocess::{padded_shape, NormRegion, Normalization as VolumeStats};
+use crate::preprocess::{runnable_padded_shape, NormRegion, Normalization as VolumeStats};
 use crate::volume::Volume;
 
 /// The per-volume intensity map of the device: the trainer's own per-volume statistics
@@ -66,11 +66,11 @@ pub fn synthesize_slices<F>(
 where
     F: FnMut(usize, &[f32], usize, usize, &mut [f32]) -> anyhow::Result<()>,
 {
+    let (nx, ny, nz) = volume.dim();
+    let (h, w) = runnable_padded_shape((nx, ny))?;
     let map = DeviceMap::of(&volume.data, norm);
     let min = volume.data.iter().copied().fold(f32::INFINITY, f32::min);
     let fill = map.forward(min);
-    let (nx, ny, nz) = volume.dim();
-    let (h, w) = padded_shape((nx, ny));
     let mut input = vec![fill; h * w];
     let mut output = vec![0f32; h * w];
     let mut out = Array3::<f32>::zeros((nx, ny, nz));

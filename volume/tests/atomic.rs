@@ -187,3 +187,77 @@ fn staged_outputs_replace_the_older_set_whole_or_not_at_all() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A staging folder left by a process that was killed (Ctrl-C skips the cleanup on drop)
+/// is removed by the next command into the folder; one of a running process is kept.
+#[cfg(target_os = "linux")]
+#[test]
+fn staging_folders_of_ended_processes_are_removed_by_the_next_one() {
+    use dicyc_volume::atomic::StagedOutputs;
+    let dir = scratch_dir("atomic", "dead-stage");
+    // A process that has ended: spawn one, wait for it, and use its id.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let dead_stage = dir.join(format!(".staged-{dead}-0"));
+    std::fs::create_dir_all(dead_stage.join("golden-ab")).unwrap();
+    std::fs::write(dead_stage.join("g_ab.dcw"), b"partial").unwrap();
+    // A running process (this one, under another counter) and a look-alike that is no stage.
+    let live_stage = dir.join(format!(".staged-{}-999", std::process::id()));
+    std::fs::create_dir_all(&live_stage).unwrap();
+    std::fs::write(dir.join(".staged-notes"), b"not a stage").unwrap();
+
+    let staged = StagedOutputs::create(&dir, "report.json").unwrap();
+    write_atomic(&staged.path("report.json"), b"new").unwrap();
+    staged.commit().unwrap();
+    let left = listing(&dir);
+    assert!(!dead_stage.exists(), "{left:?}");
+    assert!(live_stage.exists(), "{left:?}");
+    assert!(dir.join(".staged-notes").exists(), "{left:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// An output that is one of the inputs (by its own path, another spelling, a symbolic or a
+/// hard link) is refused, naming both; a new output or another file is fine.
+#[test]
+fn an_output_that_is_an_input_is_refused() {
+    use dicyc_volume::atomic::ensure_not_an_input;
+    let dir = scratch_dir("atomic", "output-is-input");
+    let input = dir.join("t1.nii.gz");
+    std::fs::write(&input, b"the user's scan").unwrap();
+    let other = dir.join("other.nii.gz");
+    std::fs::write(&other, b"another file").unwrap();
+    let inputs = [(input.as_path(), "input volume")];
+
+    let spellings = [
+        input.clone(),
+        dir.join(".").join("t1.nii.gz"),
+        dir.join("..")
+            .join(dir.file_name().unwrap())
+            .join("t1.nii.gz"),
+    ];
+    let mut links = Vec::new();
+    #[cfg(unix)]
+    {
+        let symlink = dir.join("link.nii.gz");
+        std::os::unix::fs::symlink(&input, &symlink).unwrap();
+        links.push(symlink);
+    }
+    let hard = dir.join("hard.nii.gz");
+    std::fs::hard_link(&input, &hard).unwrap();
+    links.push(hard);
+    for output in spellings.iter().chain(&links) {
+        let message = format!("{:#}", ensure_not_an_input(output, &inputs).unwrap_err());
+        assert!(
+            message.contains(&output.display().to_string())
+                && message.contains(&input.display().to_string())
+                && message.contains("input volume")
+                && message.contains("choose another output"),
+            "{message}"
+        );
+    }
+    ensure_not_an_input(&other, &inputs).unwrap();
+    ensure_not_an_input(&dir.join("new.nii.gz"), &inputs).unwrap();
+    assert_eq!(std::fs::read(&input).unwrap(), b"the user's scan");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

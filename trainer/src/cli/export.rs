@@ -46,7 +46,8 @@ pub struct ExportArgs {
     /// training volumes, when recorded).
     #[arg(long)]
     pub golden_b: Option<PathBuf>,
-    /// Golden slices per direction (the slices with the most foreground).
+    /// Golden slices per direction (the slices with the most foreground); 0 writes no golden
+    /// bundle.
     #[arg(long, default_value_t = 4)]
     pub golden_slices: usize,
     /// Device for the libtorch reference outputs.
@@ -231,6 +232,12 @@ fn read_golden_inputs(
         Direction::A2b => (a.golden_a.as_deref(), "--golden-a"),
         Direction::B2a => (a.golden_b.as_deref(), "--golden-b"),
     };
+    if a.golden_slices == 0 {
+        println!(
+            "export g_{tag}: no golden bundle (--golden-slices 0): `firmware-sim verify` needs one"
+        );
+        return Ok(None);
+    }
     let source = match golden_source(given, data, direction) {
         GoldenSource::Given(path) => path,
         GoldenSource::Recorded(path) => {
